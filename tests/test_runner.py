@@ -1,0 +1,168 @@
+"""The runner: bit-identical gradients for every strategy, exact agreement with the dry run."""
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import identical, same_result
+
+import tradeoff
+
+COMBOS = list(itertools.product(tradeoff.ACTIVATIONS, tradeoff.LOSSES, tradeoff.DTYPES))
+WIDTHS = (1, 3, 8)
+
+
+@pytest.mark.parametrize("n", range(1, 41))
+def test_every_strategy_is_bit_identical_to_store_all(n):
+    """For each n, every activation x loss x dtype, at a width that cycles with the combination."""
+    for k, (activation, loss, dtype) in enumerate(COMBOS):
+        width = WIDTHS[(n + k) % len(WIDTHS)]
+        widths = [width + (i % 3) for i in range(n + 1)]  # heterogeneous, still small
+        model = tradeoff.MLP(widths, activation=activation, loss=loss, dtype=dtype, seed=n)
+        x, y = tradeoff.make_batch(model, batch=3, seed=k)
+        base = tradeoff.run(model, x, y, "store-all")
+        assert base.loss.dtype == model.dtype
+        for name in tradeoff.STRATEGIES:
+            r = tradeoff.run(model, x, y, name)
+            assert same_result(r, base), (name, activation, loss, dtype)
+
+
+HETEROGENEOUS = [
+    [784, 512, 512, 256, 10],
+    [7, 30, 2, 19, 1, 11, 5],
+    [16, 64, 8, 64, 8, 64, 8, 64, 4],
+    [3] * 30,
+]
+
+
+@pytest.mark.parametrize("widths", HETEROGENEOUS, ids=lambda w: "-".join(map(str, w)))
+@pytest.mark.parametrize("activation", tradeoff.ACTIVATIONS)
+@pytest.mark.parametrize("dtype", tradeoff.DTYPES)
+def test_dry_run_predicts_the_runner_exactly(widths, activation, dtype):
+    model = tradeoff.MLP(widths, activation=activation, dtype=dtype, pieces=3, seed=1)
+    batch = 5
+    x, y = tradeoff.make_batch(model, batch)
+    runs = [(name, {}) for name in tradeoff.STRATEGIES] + [("sqrt", {"segments": 2})]
+    for name, options in runs:
+        r = tradeoff.run(model, x, y, name, **options)
+        p = tradeoff.predict(model, batch, name, **options)
+        assert r.flops == p.flops, name
+        assert r.flops_by_kind == p.flops_by_kind, name
+        assert r.peak_bytes == p.peak_bytes, name
+        assert r.timeline == p.timeline, name
+        assert max(r.timeline) == r.peak_bytes
+        assert len(r.timeline) == len(r.schedule)
+
+
+def test_matmul_flops_follow_the_textbook_formula():
+    """Independent of the layers' own counts: 2*b*sum(w_i w_{i+1}) forward, and backward twice
+    that less block 0's dx."""
+    widths, batch = [10, 20, 30, 5], 4
+    model = tradeoff.MLP(widths, activation="identity")
+    x, y = tradeoff.make_batch(model, batch)
+    r = tradeoff.run(model, x, y, "store-all")
+    forward = sum(2 * batch * a * b for a, b in zip(widths[:-1], widths[1:]))
+    assert r.flops_by_kind["matmul"]["forward"] == forward
+    assert r.flops_by_kind["matmul"]["backward"] == 2 * forward - 2 * batch * widths[0] * widths[1]
+    assert r.flops_by_kind["matmul"]["recompute"] == 0
+    # identity activations cost nothing: element-wise forward is the bias adds alone
+    assert r.flops_by_kind["elementwise"]["forward"] == batch * sum(widths[1:])
+
+
+def test_accounted_bytes_of_store_all_follow_the_textbook_formula():
+    """ReLU keeps x[i] and its output on the tape (the last block, a Linear alone, keeps x[n-1]).
+    At the loss every x[0..n] and the loss gradient are alive; during B(i), the x's still on
+    tapes, the incoming and the outgoing gradient."""
+    widths, batch, n = [10, 20, 30, 5], 4, 3
+    model = tradeoff.MLP(widths)
+    x, y = tradeoff.make_batch(model, batch)
+    r = tradeoff.run(model, x, y, "store-all")
+    cols = {"L": sum(widths) + widths[n]}
+    for i in reversed(range(n)):
+        on_tapes = sum(widths[: i + 1 if i == n - 1 else i + 2])
+        cols[f"B{i}"] = on_tapes + widths[i + 1] + (widths[i] if i > 0 else 0)
+    for k, action in enumerate(r.schedule[n:]):
+        assert r.timeline[n + k] == 8 * batch * cols[str(action)], action
+    assert r.peak_bytes == 8 * batch * max(cols.values())
+
+
+def test_results_do_not_share_gradient_buffers():
+    model = tradeoff.MLP([6, 5, 4, 3], seed=0)
+    x, y = tradeoff.make_batch(model, 4)
+    first = tradeoff.run(model, x, y, "sqrt")
+    before = [g.copy() for g in first.grads]
+    model.params[0][...] += 1.0  # change the model so that a later run computes other values
+    tradeoff.run(model, x, y, "store-all")
+    tradeoff.run(model, x, y, "recompute-all")
+    assert all(identical(a, b) for a, b in zip(before, first.grads))
+
+
+def test_timeline_peak_and_param_bytes():
+    model = tradeoff.MLP([6, 5, 4, 3], activation="prelu")
+    x, y = tradeoff.make_batch(model, 4)
+    r = tradeoff.run(model, x, y, "sqrt")
+    assert max(r.timeline) == r.peak_bytes
+    assert r.param_bytes == r.param_grad_bytes == sum(p.nbytes for p in model.params)
+    assert len(r.grads) == len(model.params) == 3 + 3 + 2  # W, b, alpha per hidden block
+
+
+def test_peaks_order_on_a_64_block_mlp(capsys):
+    model = tradeoff.MLP([256] * 65, seed=0)
+    x, y = tradeoff.make_batch(model, 32)
+    peaks = {name: tradeoff.run(model, x, y, name).peak_bytes for name in tradeoff.STRATEGIES}
+    with capsys.disabled():
+        print("\naccounted peaks, 64 blocks of width 256, batch 32:")
+        for name, peak in peaks.items():
+            print(f"  {name:14} {peak:>12,} bytes")
+    assert peaks["store-all"] > peaks["sqrt"] > peaks["recompute-all"]
+
+
+def test_xor_network_computes_xor_exactly():
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    out = tradeoff.infer(tradeoff.xor_network(), x)
+    assert out[:, 0].tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_model_is_reproducible_from_its_seed():
+    a, b = tradeoff.MLP([5, 4, 3], seed=11), tradeoff.MLP([5, 4, 3], seed=11)
+    assert all(identical(p, q) for p, q in zip(a.params, b.params))
+    assert not identical(a.params[0], tradeoff.MLP([5, 4, 3], seed=12).params[0])
+    assert [p.shape for p in a.params] == [(5, 4), (4,), (4, 3), (3,)]
+    assert tradeoff.MLP([5, 4, 3], dtype="float32").params[0].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"widths": [5]}, "at least two entries"),
+        ({"widths": [5, 0, 3]}, "every width must be a whole number >= 1"),
+        ({"widths": [5, 2.5, 3]}, "every width must be a whole number >= 1"),
+        ({"widths": [5, 3], "activation": "gelu"}, "unknown activation 'gelu'"),
+        ({"widths": [5, 3], "loss": "hinge"}, "unknown loss 'hinge'"),
+        ({"widths": [5, 3], "dtype": "float16"}, "unknown dtype 'float16'"),
+    ],
+)
+def test_bad_model_arguments_are_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tradeoff.MLP(**kwargs)
+
+
+def test_bad_batches_are_value_errors():
+    model = tradeoff.MLP([3, 4, 2])
+    x, y = tradeoff.make_batch(model, 4)
+    cases = [
+        (x[:, :2], y, r"x must be an array of shape \(batch, 3\)"),
+        (x.astype(np.float32), y, "x has dtype float32 but the model is float64"),
+        (np.where(x > 0, np.nan, x), y, "x contains NaN or inf"),
+        (x, y + 2, r"labels must lie in \[0, 2\)"),
+        (x, y[:3], r"labels must have shape \(4,\)"),
+        (x, y.astype(float), "labels must be integers"),
+    ]
+    for bx, by, message in cases:
+        with pytest.raises(ValueError, match=message):
+            tradeoff.run(model, bx, by)
+    with pytest.raises(ValueError, match="batch must be a whole number >= 1"):
+        tradeoff.make_batch(model, 0)
+    model.params[2][0, 0] = np.inf
+    with pytest.raises(ValueError, match="parameter 2 of the model contains NaN or inf"):
+        tradeoff.run(model, x, y)

@@ -1,0 +1,5 @@
+"""`python -m tradeoff` works like the `tradeoff` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""The runner: executes any schedule on a model and a batch. The only holder of activations.
+
+It walks the schedule with numpy arrays (``schedule.walk``, the same state machine the dry run
+uses), reports every array it holds to a meter, and returns the loss, the parameter gradients,
+FLOPs by phase and kind, the accounted peak and the live-bytes timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers import Array
+from .meter import Meter
+from .model import MLP
+from .schedule import Action, Prediction, Schedule, simulate, walk
+from .strategies import build
+
+StrategyArg = str | Sequence[Action]
+
+
+@dataclass
+class RunResult:
+    """One executed step: loss, gradients (in ``model.params`` order), FLOPs and bytes."""
+
+    strategy: str
+    schedule: Schedule = field(repr=False)
+    loss: np.floating
+    grads: list[Array] = field(repr=False)
+    flops: dict[str, int]
+    flops_by_kind: dict[str, dict[str, int]]
+    peak_bytes: int
+    timeline: list[int] = field(repr=False)
+    saved_inputs: int
+    param_bytes: int
+    param_grad_bytes: int
+
+
+class _ArrayOps:
+    """The walk's operations on numpy arrays, FLOPs counted from the arrays' real shapes."""
+
+    def __init__(self, model: MLP, x: Array, y: Array):
+        self.model, self.x, self.y = model, x, y
+        self.costs = [block.costs(x.shape[0]) for block in model.blocks]
+        self.loss_value = None
+
+    def batch(self) -> Array:
+        return self.x
+
+    def forward(self, i: int, x: Array):
+        out, tape = self.model.blocks[i].fprop(x)
+        cost = self.costs[i]
+        return out, tape, cost.forward_matmul_flops, cost.forward_elementwise_flops
+
+    def loss(self, z: Array):
+        self.loss_value, g = self.model.loss.value_and_grad(z, self.y)
+        return g, 0, self.model.loss.flops(*z.shape)
+
+    def backward(self, i: int, tape: tuple, g: Array):
+        out = self.model.blocks[i].bprop(tape, g)
+        cost = self.costs[i]
+        return out, cost.backward_matmul_flops, cost.backward_elementwise_flops
+
+
+def resolve(model: MLP, batch: int, strategy: StrategyArg, **options) -> tuple[str, Schedule]:
+    """(name, schedule) for a strategy name from STRATEGIES with its options, or a schedule."""
+    if isinstance(strategy, str):
+        return strategy, build(strategy, model.chain(batch), **options)
+    if any(value is not None for value in options.values()):
+        raise ValueError("strategy options apply to named strategies, not to a given schedule")
+    return "custom", tuple(strategy)
+
+
+def check_batch(model: MLP, x: Array, y: Array) -> Array:
+    """Validate the batch and the weights before any work; returns targets in the model's dtype.
+
+    Raises ValueError naming the problem: wrong shape or dtype, NaN or inf, bad labels.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != model.widths[0]:
+        shape = getattr(x, "shape", None)
+        raise ValueError(f"x must be an array of shape (batch, {model.widths[0]}), got {shape}")
+    if x.shape[0] < 1:
+        raise ValueError("x must hold at least one example")
+    if x.dtype != model.dtype:
+        raise ValueError(f"x has dtype {x.dtype} but the model is {model.dtype}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or inf")
+    for k, p in enumerate(model.params):
+        if not np.isfinite(p).all():
+            raise ValueError(f"parameter {k} of the model contains NaN or inf")
+    y = np.asarray(y)
+    if model.loss_name != "softmax_ce":
+        if not np.issubdtype(y.dtype, np.number) or not np.isfinite(y).all():
+            raise ValueError("targets must be finite numbers")
+        y = y.astype(model.dtype, copy=False)
+    model.loss.check_targets(y, x.shape[0], model.widths[-1])
+    return y
+
+
+def run(
+    model: MLP,
+    x: Array,
+    y: Array,
+    strategy: StrategyArg = "store-all",
+    *,
+    grads: list[Array] | None = None,
+    **options,
+) -> RunResult:
+    """Execute one training step's forward and backward under ``strategy``.
+
+    ``strategy`` is a name from ``STRATEGIES`` (options such as ``segments=`` go with it) or a
+    schedule. Gradients go into fresh buffers unless ``grads`` (as from ``model.new_grads()``)
+    is given; they are overwritten, never accumulated.
+    """
+    y = check_batch(model, x, y)
+    name, schedule = resolve(model, x.shape[0], strategy, **options)
+    if grads is None:
+        grads = model.new_grads()
+    model.bind_grads(grads)
+    ops = _ArrayOps(model, x, y)
+    meter = Meter()
+    saved_inputs = walk(schedule, model.n, ops, meter)
+    return RunResult(
+        strategy=name,
+        schedule=schedule,
+        loss=ops.loss_value,
+        grads=grads,
+        flops=meter.flops,
+        flops_by_kind=meter.flops_by_kind,
+        peak_bytes=meter.peak_bytes,
+        timeline=meter.timeline,
+        saved_inputs=saved_inputs,
+        param_bytes=model.param_bytes,
+        param_grad_bytes=sum(g.nbytes for g in grads),
+    )
+
+
+def predict(model: MLP, batch: int, strategy: StrategyArg = "store-all", **options) -> Prediction:
+    """The dry run: FLOPs and accounted peak of ``strategy`` from shapes alone, no arrays."""
+    _, schedule = resolve(model, batch, strategy, **options)
+    return simulate(schedule, model.chain(batch))
+
+
+def infer(model: MLP, x: Array) -> Array:
+    """The network's output (logits) for ``x``: forwards only, nothing kept."""
+    for block in model.blocks:
+        x, _ = block.fprop(x)
+    return x
