@@ -1,17 +1,233 @@
-"""The command line: a thin click group over the library. Docstrings are the help text."""
+"""The command line: a thin click group over the library. Docstrings are the help text.
+
+Data goes to stdout (a table, or JSON with ``--json``); progress goes to stderr. Bad input exits
+with code 2 and a last line ``Error: ...`` on stderr, before anything is computed or written.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
 
 from . import __version__
-from .model import xor_network
-from .runner import infer
+from .layers import ACTIVATIONS, LOSSES
+from .model import DTYPES, MLP, xor_network
+from .runner import infer, predict
+from .strategies import STRATEGIES, build
 
 XOR_INPUTS = [[0, 0], [0, 1], [1, 0], [1, 1]]
+DEFAULT_DEPTH, DEFAULT_WIDTH, DEFAULT_BATCH = 16, 512, 128
+SCHEDULE_TOKENS = 24  # how much of a long schedule the human summary shows
+
+
+# ---------------------------------------------------------------------------------------------
+# Option groups and their validation
+
+
+class WidthsType(click.ParamType):
+    """A comma-separated list of at least two whole numbers >= 1: '784,512,10'."""
+
+    name = "widths"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list | tuple):
+            return list(value)
+        parts = [p.strip() for p in str(value).split(",")]
+        if len(parts) < 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+            self.fail(
+                f"{value!r} is not a comma-separated list of at least two whole numbers >= 1 "
+                "(for example 784,512,10)",
+                param,
+                ctx,
+            )
+        return [int(p) for p in parts]
+
+
+def _apply(options, command):
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
+def model_options(command):
+    """The options that describe a model and its batch (shared by run, compare and plan)."""
+    return _apply(
+        [
+            click.option("--depth", type=click.IntRange(min=1), help=f"Blocks [{DEFAULT_DEPTH}]."),
+            click.option(
+                "--width", type=click.IntRange(min=1), help=f"Units per layer [{DEFAULT_WIDTH}]."
+            ),
+            click.option("--widths", type=WidthsType(), help="Every width, e.g. 784,512,10."),
+            click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH),
+            click.option("--activation", type=click.Choice(ACTIVATIONS), default="relu"),
+            click.option("--pieces", type=click.IntRange(2, 255), default=2, help="Maxout pieces."),
+            click.option("--loss", type=click.Choice(list(LOSSES)), default="softmax_ce"),
+            click.option("--dtype", type=click.Choice(DTYPES), default="float64"),
+            click.option("--seed", type=int, default=0),
+        ],
+        command,
+    )
+
+
+def strategy_options(command):
+    """The options that shape a strategy: --segments, --slots, --budget."""
+    return _apply(
+        [
+            click.option("--segments", type=click.IntRange(min=1), help="sqrt: segments."),
+            click.option(
+                "--slots", type=click.IntRange(min=1), help="revolve: saved inputs (x[0] counts)."
+            ),
+            click.option(
+                "--budget",
+                help="optimal: bytes (67108864), with a unit (64MiB, 1.5GB), or a fraction of "
+                "store-all's accounted peak (0.25).",
+            ),
+        ],
+        command,
+    )
+
+
+def model_spec(depth, width, widths, batch, activation, pieces, loss, dtype, seed):
+    """The ModelSpec that the model options describe; --widths excludes --depth and --width.
+
+    --depth n --width w means widths [w] * (n + 1): a chain of identical blocks.
+    """
+    from .measure import ModelSpec
+
+    if widths is not None and (depth is not None or width is not None):
+        raise click.UsageError("--widths cannot be combined with --depth or --width")
+    if widths is None:
+        depth = DEFAULT_DEPTH if depth is None else depth
+        widths = [DEFAULT_WIDTH if width is None else width] * (depth + 1)
+    return ModelSpec(tuple(widths), batch, activation, loss, dtype, seed, pieces)
+
+
+def budget_bytes(model: MLP, batch: int, text: str | None) -> int | None:
+    """--budget in bytes: a bare integer, a number with a unit, or a fraction of store-all."""
+    if text is None:
+        return None
+    from .planner import parse_budget
+
+    return parse_budget(text, predict(model, batch, "store-all").peak_bytes)
+
+
+def checked_output(path: str | None) -> Path | None:
+    """An output path whose directory exists and is writable (checked before any work)."""
+    if path is None:
+        return None
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir():
+        raise click.UsageError(f"cannot write {path}: directory '{parent}' does not exist")
+    if not os.access(parent, os.W_OK):
+        raise click.UsageError(f"cannot write {path}: directory '{parent}' is not writable")
+    if target.is_dir():
+        raise click.UsageError(f"cannot write {path}: it is a directory")
+    return target
+
+
+def library_errors(fn):
+    """Report the library's ValueError (bad input) as click's exit-2 usage error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def write_atomically(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, then rename: never half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def emit_json(data: Any) -> None:
+    """Plain JSON on stdout; a NaN would be a bug, so it is refused rather than printed."""
+    click.echo(json.dumps(data, allow_nan=False, indent=2))
+
+
+def fmt_bytes(n: int) -> str:
+    """'4,718,592 B (4.50 MiB)'."""
+    return f"{n:,} B ({n / 2**20:.2f} MiB)"
+
+
+def model_line(model: dict[str, Any]) -> str:
+    """'16 blocks of width 512 (512-...-512), relu, softmax_ce, float64, batch 128, seed 0'."""
+    widths = model["widths"]
+    shape = "-".join(map(str, widths))
+    if len(shape) > 40:
+        shape = f"{widths[0]}-{widths[1]}-...-{widths[-1]}"
+    return (
+        f"{len(widths) - 1} blocks ({shape}), {model['activation']}, {model['loss']}, "
+        f"{model['dtype']}, batch {model['batch']}, seed {model['seed']}"
+    )
+
+
+def print_summary(row: dict[str, Any], base_flops: int, base_peak: int) -> None:
+    """The aligned human summary of one measured run."""
+    from .schedule import describe, parse
+
+    flops = row["flops"]
+    options = ", ".join(f"{key} {value}" for key, value in row["options"].items())
+    lines = [
+        ("model", model_line(row["model"])),
+        ("strategy", row["strategy"] + (f" ({options})" if options else "")),
+        ("schedule", describe(parse(row["schedule"]), limit=SCHEDULE_TOKENS)),
+        ("FLOPs", f"{flops['total']:,} total, {flops['total'] / base_flops:.3f}x store-all"),
+        *(
+            (f"  {phase}", f"{flops[phase]:,}")
+            for phase in ("forward", "recompute", "backward", "loss")
+        ),
+        ("recomputes", f"{row['recompute_forwards']} block forwards after the loss"),
+        (
+            "peak",
+            f"{fmt_bytes(row['peak_bytes'])} accounted, {row['peak_bytes'] / base_peak:.3f}x"
+            " store-all",
+        ),
+        ("  predicted", fmt_bytes(row["predicted_peak_bytes"])),
+        ("  tracemalloc", fmt_bytes(row["tracemalloc_peak_bytes"])),
+        ("  RSS", f"{fmt_bytes(row['rss_peak_bytes'])}, sampled by memory-profiler"),
+        ("time", f"{row['time_s'] * 1e3:.1f} ms, median of {len(row['time_samples_s'])} steps"),
+        ("gradients", "bit-identical to store-all" if row["gradients_identical"] else "DIFFER"),
+    ]
+    width = max(len(key) for key, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+def save_npz(path: str, model: MLP, arrays: dict[str, Any]) -> None:
+    """The arrays of ``--save-grads``; the key names are documented in README."""
+    from .measure import param_names
+
+    names = param_names(model)
+    data = {"x": arrays["x"], "y": arrays["y"]}
+    data.update(zip(names, arrays["params"], strict=True))
+    data.update((f"grad_{name}", g) for name, g in zip(names, arrays["grads"], strict=True))
+    with open(path, "wb") as handle:
+        np.savez(handle, **data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,9 +236,127 @@ def main() -> None:
     """Measure and choose the memory-versus-compute trade-off of backpropagation.
 
     \b
-    Example:
-      tradeoff run --strategy sqrt
+    Examples:
+      tradeoff run                      sqrt on the default model, measured
+      tradeoff compare --depth 32 --width 256
+      tradeoff xor
     """
+
+
+@main.command()
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="sqrt", show_default=True)
+@model_options
+@strategy_options
+@click.option("--repeats", type=click.IntRange(min=1), default=5, help="Timed steps [5].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option(
+    "--save-grads",
+    type=click.Path(dir_okay=False),
+    help="Write parameters, batch, labels and gradients to this .npz file.",
+)
+@library_errors
+def run(strategy, segments, slots, budget, repeats, as_json, save_grads, **model_args):
+    """Measure one strategy on one model, in a fresh process, and check its gradients.
+
+    With no options: sqrt on 16 blocks of width 512, batch 128. After a warm-up step it reports
+    FLOPs by phase, the accounted peak and its dry-run prediction, the tracemalloc peak, the
+    sampled RSS peak, the median time, and a bit-for-bit gradient check against store-all.
+
+    \b
+    Example:
+      tradeoff run --strategy sqrt --depth 32 --width 256 --json
+    """
+    from .measure import MeasureRequest, measure
+
+    spec = model_spec(**model_args)
+    target = checked_output(save_grads)
+    model = spec.model()
+    given = {
+        "segments": segments,
+        "slots": slots,
+        "budget": budget_bytes(model, spec.batch, budget),
+    }
+    options = {key: value for key, value in given.items() if value is not None}
+    build(strategy, model.chain(spec.batch), **options)  # rejects options that do not apply
+    row = measure(MeasureRequest(spec, strategy, options, repeats, keep_grads=target is not None))
+    arrays = row.pop("_arrays", None)
+    if target is not None:
+        write_atomically(target, lambda tmp: save_npz(tmp, model, arrays))
+    if as_json:
+        emit_json(row)
+        return
+    base = predict(model, spec.batch, "store-all")
+    print_summary(row, base.flops["total"], base.peak_bytes)
+
+
+@main.command()
+@model_options
+@strategy_options
+@click.option("--repeats", type=click.IntRange(min=1), default=5, help="Timed steps [5].")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
+@library_errors
+def compare(segments, slots, budget, repeats, as_json, **model_args):
+    """Measure every strategy on the same model, each in a fresh process, in one table.
+
+    revolve gets as many slots as sqrt saves and optimal gets sqrt's accounted peak as its
+    budget, unless --slots or --budget say otherwise. Ratios are against store-all.
+
+    \b
+    Example:
+      tradeoff compare --depth 32 --width 256 --json
+    """
+    from tqdm import tqdm
+
+    from .measure import MeasureRequest, comparison, measure
+
+    spec = model_spec(**model_args)
+    model = spec.model()
+    chain = model.chain(spec.batch)
+    plan = comparison(
+        chain, segments=segments, slots=slots, budget=budget_bytes(model, spec.batch, budget)
+    )
+    rows = []
+    with tqdm(plan, desc="compare", unit="strategy", leave=False, disable=None) as progress:
+        for name, options in progress:
+            progress.set_postfix_str(name)
+            rows.append(measure(MeasureRequest(spec, name, options, repeats)))
+    if as_json:
+        emit_json(rows)
+        return
+    print_table(rows)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The compare table: one line per strategy, ratios against the first row (store-all)."""
+    base = rows[0]
+    header = (
+        "strategy", "total FLOPs", "x", "recomputes", "accounted peak", "x",
+        "tracemalloc", "RSS (sampled)", "time ms", "x", "gradients",
+    )  # fmt: skip
+    table = [header]
+    for row in rows:
+        table.append(
+            (
+                row["strategy"],
+                f"{row['flops']['total']:,}",
+                f"{row['flops']['total'] / base['flops']['total']:.3f}",
+                str(row["recompute_forwards"]),
+                f"{row['peak_bytes']:,}",
+                f"{row['peak_bytes'] / base['peak_bytes']:.3f}",
+                f"{row['tracemalloc_peak_bytes']:,}",
+                f"{row['rss_peak_bytes']:,}",
+                f"{row['time_s'] * 1e3:.1f}",
+                f"{row['time_s'] / base['time_s']:.2f}",
+                "identical" if row["gradients_identical"] else "DIFFER",
+            )
+        )
+    widths = [max(len(line[k]) for line in table) for k in range(len(header))]
+    click.echo(f"model: {model_line(rows[0]['model'])}")
+    for line in table:
+        cells = [cell.ljust(w) if k == 0 else cell.rjust(w) for k, (cell, w) in
+                 enumerate(zip(line, widths))]  # fmt: skip
+        click.echo("  ".join(cells))
+    click.echo("bytes: accounted activations; tracemalloc: traced peak of the step; RSS: process")
 
 
 @main.command()
@@ -44,37 +378,3 @@ def xor(as_json: bool) -> None:
     click.echo("x1 x2  XOR network")
     for (a, b), v in zip(XOR_INPUTS, values):
         click.echo(f"{a:>2} {b:>2}  {v}")
-
-
-@main.command()
-@click.option("--strategy", default="sqrt", show_default=True, help="A name from STRATEGIES.")
-@click.option("--depth", default=16, show_default=True, type=click.IntRange(min=1), help="Blocks.")
-@click.option("--width", default=512, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch", default=128, show_default=True, type=click.IntRange(min=1))
-def run(strategy: str, depth: int, width: int, batch: int) -> None:
-    """Run one strategy on an MLP of DEPTH blocks of WIDTH units and report its costs.
-
-    \b
-    Example:
-      tradeoff run --strategy sqrt --depth 32 --width 256
-    """
-    from . import runner
-    from .model import MLP, make_batch
-
-    model = MLP([width] * (depth + 1))
-    x, y = make_batch(model, batch)
-    try:
-        base = runner.run(model, x, y, "store-all")
-        r = runner.run(model, x, y, strategy)
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
-    identical = all(a.tobytes() == b.tobytes() for a, b in zip(r.grads, base.grads))
-    click.echo(f"model      {model.describe()}, batch {batch}")
-    click.echo(f"strategy   {r.strategy}")
-    click.echo(
-        f"FLOPs      {r.flops['total']:,} ({r.flops['total'] / base.flops['total']:.3f}x store-all)"
-    )
-    click.echo(
-        f"peak       {r.peak_bytes:,} bytes ({r.peak_bytes / base.peak_bytes:.3f}x store-all)"
-    )
-    click.echo(f"gradients  {'bit-identical' if identical else 'DIFFER'} to store-all")

@@ -1,0 +1,177 @@
+"""The command line: JSON forms, the measured bounds, --save-grads, and bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tradeoff
+from conftest import identical
+from tradeoff.cli import main
+from tradeoff.measure import temporary_bound_bytes
+
+SMALL = ["--depth", "4", "--width", "16", "--batch", "8", "--repeats", "1"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_run_json_in_a_real_subprocess_holds_its_promises():
+    """The issue's command, through the installed entry point: one JSON object on stdout."""
+    exe = shutil.which("tradeoff")
+    command = [exe] if exe else [sys.executable, "-m", "tradeoff"]
+    args = ["run", "--strategy", "sqrt", "--depth", "32", "--width", "256", "--json"]
+    done = subprocess.run(command + args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)  # the whole of stdout is one JSON object
+    assert isinstance(row, dict)
+    assert row["peak_bytes"] == row["predicted_peak_bytes"]
+    assert row["flops"] == row["predicted_flops"]
+    assert row["gradients_identical"] is True
+    # README's bound: peak - batch <= tracemalloc <= peak + temporary_bound_bytes
+    assert row["tracemalloc_lower_bound_bytes"] == row["peak_bytes"] - row["batch_bytes"]
+    assert (
+        row["tracemalloc_lower_bound_bytes"]
+        <= row["tracemalloc_peak_bytes"]
+        <= row["tracemalloc_upper_bound_bytes"]
+    )
+    model = tradeoff.MLP([256] * 33)
+    bound = temporary_bound_bytes(model, 128)
+    assert row["tracemalloc_upper_bound_bytes"] == row["peak_bytes"] + bound
+    # RSS is sampled, but the parameters, their gradients and the batch are resident
+    assert (
+        row["rss_peak_bytes"] >= row["param_bytes"] + row["param_grad_bytes"] + row["batch_bytes"]
+    )
+    for key in ("forward", "recompute", "backward", "loss", "total"):
+        assert isinstance(row["flops"][key], int)
+    assert row["model"] == {
+        "widths": [256] * 33,
+        "batch": 128,
+        "activation": "relu",
+        "loss": "softmax_ce",
+        "dtype": "float64",
+        "seed": 0,
+    }
+    assert row["time_s"] > 0 and row["strategy"] == "sqrt"
+
+
+@pytest.mark.parametrize("activation", ["maxout", "prelu", "sigmoid", "leaky_relu"])
+def test_tracemalloc_bound_holds_for_other_activations(activation):
+    result = invoke("run", *SMALL, "--width", "64", "--activation", activation, "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    low, high = row["tracemalloc_lower_bound_bytes"], row["tracemalloc_upper_bound_bytes"]
+    assert low <= row["tracemalloc_peak_bytes"] <= high
+
+
+def test_compare_orders_flops_up_and_peaks_down():
+    result = invoke("compare", "--depth", "32", "--width", "256", "--repeats", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["strategy"]: row for row in json.loads(result.stdout)}
+    assert set(tradeoff.STRATEGIES) == set(rows)
+    order = [rows[name] for name in ("store-all", "sqrt", "recompute-all")]
+    flops = [row["flops"]["total"] for row in order]
+    peaks = [row["peak_bytes"] for row in order]
+    assert flops[0] < flops[1] < flops[2]
+    assert peaks[0] > peaks[1] > peaks[2]
+    assert all(row["gradients_identical"] for row in rows.values())
+
+
+def test_compare_table_for_humans():
+    result = invoke("compare", *SMALL)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model: 4 blocks (16-16-16-16-16), relu")
+    assert "strategy" in lines[1] and "accounted peak" in lines[1]
+    assert [line.split()[0] for line in lines[2:-1]] == list(tradeoff.STRATEGIES)
+
+
+def test_run_summary_for_humans():
+    result = invoke("run", *SMALL)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for label in ("model", "schedule", "FLOPs", "recompute", "peak", "predicted", "tracemalloc"):
+        assert f"\n{label}" in "\n" + out or f"  {label}" in out, label
+    assert "bit-identical to store-all" in out
+
+
+def test_save_grads_equal_the_in_process_gradients(tmp_path):
+    path = tmp_path / "grads.npz"
+    args = ["--widths", "5,7,3", "--activation", "prelu", "--batch", "6", "--seed", "3"]
+    result = invoke("run", "--strategy", "recompute-all", *args, "--repeats", "1",
+                    "--save-grads", str(path))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    model = tradeoff.MLP([5, 7, 3], activation="prelu", seed=3)
+    x, y = tradeoff.make_batch(model, 6, seed=3)
+    r = tradeoff.run(model, x, y, "recompute-all")
+    with np.load(path) as saved:
+        assert sorted(saved.files) == sorted(
+            ["x", "y", "W0", "b0", "alpha0", "W1", "b1"]
+            + ["grad_W0", "grad_b0", "grad_alpha0", "grad_W1", "grad_b1"]
+        )
+        assert identical(saved["x"], x) and identical(saved["y"], y)
+        for name, p, g in zip(["W0", "b0", "alpha0", "W1", "b1"], model.params, r.grads):
+            assert identical(saved[name], p)
+            assert identical(saved[f"grad_{name}"], g)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary left behind
+
+
+def test_version_module_entry_and_help_examples():
+    done = subprocess.run([sys.executable, "-m", "tradeoff", "--version"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert (
+        done.returncode == 0 and done.stdout.strip() == f"tradeoff, version {tradeoff.__version__}"
+    )
+    for command in main.commands:
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.stdout, command
+
+
+def test_xor_json():
+    result = invoke("xor", "--json")
+    assert json.loads(result.stdout) == {
+        "inputs": [[0, 0], [0, 1], [1, 0], [1, 1]],
+        "outputs": [0, 1, 1, 0],
+    }
+
+
+BAD_INPUT = [
+    (["run", "--strategy", "fastest"], "Invalid value for '--strategy'"),
+    (["run", "--activation", "gelu"], "Invalid value for '--activation'"),
+    (["run", "--loss", "hinge"], "Invalid value for '--loss'"),
+    (["run", "--dtype", "float16"], "Invalid value for '--dtype'"),
+    (["run", "--depth", "0"], "Invalid value for '--depth'"),
+    (["run", "--depth", "-3"], "Invalid value for '--depth'"),
+    (["run", "--width", "0"], "Invalid value for '--width'"),
+    (["run", "--width", "-1"], "Invalid value for '--width'"),
+    (["run", "--batch", "0"], "Invalid value for '--batch'"),
+    (["run", "--batch", "-5"], "Invalid value for '--batch'"),
+    (["run", "--widths", "784,,10"], "not a comma-separated list"),
+    (["run", "--widths", "784"], "not a comma-separated list"),
+    (["run", "--widths", "784,0,10"], "not a comma-separated list"),
+    (["run", "--widths", "a,b"], "not a comma-separated list"),
+    (["run", "--widths", ""], "not a comma-separated list"),
+    (["run", "--widths", "4,4", "--depth", "3"], "--widths cannot be combined with --depth"),
+    (
+        ["run", "--save-grads", "/nonexistent-dir/g.npz"],
+        "directory '/nonexistent-dir' does not exist",
+    ),
+    (["run", "--strategy", "store-all", "--segments", "2"], "'store-all' does not take segments"),
+    (["compare", "--depth", "0"], "Invalid value for '--depth'"),
+    (["compare", "--widths", "3,x"], "not a comma-separated list"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_exits_2_with_an_error_line(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error:") and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

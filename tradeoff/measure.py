@@ -1,0 +1,235 @@
+"""One measured step of one strategy, in a fresh process.
+
+Each measurement spawns a new interpreter, so that every strategy starts from the same memory
+state (no allocator or BLAS buffers left by another strategy). In that process:
+
+1. the model, the batch and the parameter-gradient buffers are built;
+2. a warm-up step runs (BLAS allocates its work buffers on first use);
+3. one step runs under tracemalloc, traced around the step only: the peak of traced allocations;
+4. one step runs under memory-profiler: the sampled resident-set (RSS) peak of the process;
+5. ``repeats`` untraced steps are timed: their median wall time;
+6. store-all runs once more and the gradients are compared bit for bit. A mismatch raises
+   GradientMismatch: it is an error, never a warning.
+
+Bounds (tested): all accounted buffers but the batch are allocated inside the traced step and
+alive at the accounted peak, so ``tracemalloc_peak_bytes >= peak_bytes - batch bytes``; and
+``tracemalloc_peak_bytes <= peak_bytes + temporary_bound_bytes(model, batch)``, where the
+temporaries are what one op allocates beyond the accounted buffers (see that function).
+RSS is sampled every millisecond: it includes the interpreter, numpy and BLAS, may miss short
+spikes, and is at least the parameters, their gradients and the batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing
+import statistics
+import time
+import tracemalloc
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .chain import Chain
+from .model import MLP, make_batch
+from .runner import run
+from .schedule import Forward, Loss, describe, simulate
+from .strategies import STRATEGIES, build
+
+# What the interpreter may allocate during a step besides arrays: the timeline list, the result
+# objects, small numpy scalars. Generous; the arrays dominate every measured model.
+INTERPRETER_SLACK_BYTES = 256 * 1024
+RSS_INTERVAL_S = 0.001
+
+
+class GradientMismatch(RuntimeError):
+    """A strategy's gradients are not bit-identical to store-all's."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model and its batch in another process."""
+
+    widths: tuple[int, ...]
+    batch: int = 128
+    activation: str = "relu"
+    loss: str = "softmax_ce"
+    dtype: str = "float64"
+    seed: int = 0
+    pieces: int = 2
+
+    def model(self) -> MLP:
+        """The model, reproducible from the seed."""
+        return MLP(
+            list(self.widths),
+            activation=self.activation,
+            loss=self.loss,
+            dtype=self.dtype,
+            seed=self.seed,
+            pieces=self.pieces,
+        )
+
+    def build(self) -> tuple[MLP, np.ndarray, np.ndarray]:
+        """The model and a batch for it, reproducible from the seed."""
+        model = self.model()
+        x, y = make_batch(model, self.batch, seed=self.seed)
+        return model, x, y
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``model`` object of the JSON form."""
+        data = asdict(self)
+        data["widths"] = list(self.widths)
+        if self.activation != "maxout":
+            del data["pieces"]
+        return data
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """One strategy with its options on one model; ``repeats`` timed steps."""
+
+    spec: ModelSpec
+    strategy: str
+    options: dict[str, int] = field(default_factory=dict)
+    repeats: int = 5
+    keep_grads: bool = False
+
+
+def param_names(model: MLP) -> list[str]:
+    """Names for ``model.params`` in order: W0, b0 (alpha0 for PReLU), W1, b1, ..."""
+    kinds = ("W", "b", "alpha")
+    return [
+        f"{kinds[k]}{i}" for i, block in enumerate(model.blocks) for k in range(len(block.params))
+    ]
+
+
+def temporary_bound_bytes(model: MLP, batch: int) -> int:
+    """The most bytes one op allocates beyond the accounted buffers, plus interpreter slack.
+
+    Per block, with m = batch * (the Linear's outputs) and u = batch * units: at most three
+    float arrays of m elements (maxout's pre-activation and its scattered gradient, PReLU's
+    selects, sigmoid's y * (1 - y)) and two index arrays of u 8-byte integers (maxout's argmax
+    and gather). For the loss, with c = batch * classes: five float arrays of c elements. The
+    largest of these, since ops run one after another.
+    """
+    item = model.dtype.itemsize
+    per_block = [
+        3 * batch * block.linear.W.shape[1] * item + 2 * batch * width * 8
+        for block, width in zip(model.blocks, model.widths[1:])
+    ]
+    loss = 5 * batch * model.widths[-1] * item
+    return max(*per_block, loss) + INTERPRETER_SLACK_BYTES
+
+
+def _environment() -> dict[str, Any]:
+    from threadpoolctl import threadpool_info
+
+    blas = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return {
+        "numpy": np.__version__,
+        "blas": blas[0].get("internal_api") if blas else "unknown",
+        "blas_version": blas[0].get("version") if blas else None,
+        "blas_threads": blas[0].get("num_threads") if blas else None,
+    }
+
+
+def _measure_here(request: MeasureRequest) -> dict[str, Any]:
+    """The measurement itself, in the current process (the spawned child)."""
+    from memory_profiler import memory_usage
+
+    from .runner import predict
+
+    spec = request.spec
+    model, x, y = spec.build()
+    grads = model.new_grads()
+    options = request.options
+
+    def step():
+        return run(model, x, y, request.strategy, grads=grads, **options)
+
+    step()  # warm-up: BLAS allocates its work buffers on first use
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    result = step()
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_mib = memory_usage((step, (), {}), interval=RSS_INTERVAL_S, max_usage=True)
+    times = []
+    for _ in range(request.repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    # The last step left its gradients in ``grads``; compare them with a fresh store-all.
+    base = run(model, x, y, "store-all")
+    identical = result.loss.tobytes() == base.loss.tobytes() and all(
+        g.tobytes() == h.tobytes() for g, h in zip(grads, base.grads, strict=True)
+    )
+    if not identical:
+        raise GradientMismatch(
+            f"{request.strategy} gives gradients that are not bit-identical to store-all's"
+        )
+    prediction = predict(model, spec.batch, request.strategy, **options)
+    loss_at = next(k for k, a in enumerate(result.schedule) if isinstance(a, Loss))
+    recomputes = sum(isinstance(a, Forward) for a in result.schedule[loss_at:])
+    row: dict[str, Any] = {
+        "strategy": request.strategy,
+        "options": dict(options),
+        "schedule": describe(result.schedule),
+        "flops": result.flops,
+        "flops_matmul": result.flops_by_kind["matmul"],
+        "flops_elementwise": result.flops_by_kind["elementwise"],
+        "predicted_flops": prediction.flops,
+        "recompute_forwards": recomputes,
+        "saved_inputs": result.saved_inputs,
+        "peak_bytes": result.peak_bytes,
+        "predicted_peak_bytes": prediction.peak_bytes,
+        "tracemalloc_peak_bytes": traced_peak,
+        "tracemalloc_lower_bound_bytes": result.peak_bytes - x.nbytes,
+        "tracemalloc_upper_bound_bytes": result.peak_bytes
+        + temporary_bound_bytes(model, spec.batch),
+        "rss_peak_bytes": int(rss_mib * 2**20),
+        "time_s": statistics.median(times),
+        "time_samples_s": times,
+        "gradients_identical": identical,
+        "loss": float(result.loss),
+        "param_bytes": result.param_bytes,
+        "param_grad_bytes": result.param_grad_bytes,
+        "batch_bytes": x.nbytes,
+        "model": spec.to_json(),
+        "env": _environment(),
+    }
+    if request.keep_grads:
+        row["_arrays"] = {"params": model.params, "x": x, "y": y, "grads": grads}
+    return row
+
+
+def comparison(chain: Chain, **given: int | None) -> list[tuple[str, dict[str, int]]]:
+    """What ``compare`` measures: every strategy of STRATEGIES with its options.
+
+    Options given (``segments``, ``slots``, ``budget``) go to the strategies that take them.
+    Otherwise revolve gets as many slots as sqrt saves, and optimal gets sqrt's accounted peak
+    as its budget, so that both are compared with sqrt on sqrt's own terms.
+    """
+    given = {key: value for key, value in given.items() if value is not None}
+    sqrt = simulate(build("sqrt", chain, segments=given.get("segments")), chain)
+    defaults = {"slots": sqrt.saved_inputs, "budget": sqrt.peak_bytes}
+    plan = []
+    for name, builder in STRATEGIES.items():
+        takes = inspect.signature(builder).parameters
+        options = {key: given.get(key, defaults.get(key)) for key in takes if key != "chain"}
+        plan.append((name, {key: value for key, value in options.items() if value is not None}))
+    return plan
+
+
+def measure(request: MeasureRequest) -> dict[str, Any]:
+    """Measure one strategy in a freshly spawned process; returns the JSON row.
+
+    Raises what the child raised: ValueError for bad input, GradientMismatch for gradients that
+    differ from store-all's.
+    """
+    # A process pool's workers are not daemonic, so memory-profiler may start its sampler.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_measure_here, request).result()
