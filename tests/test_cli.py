@@ -103,8 +103,9 @@ def test_run_summary_for_humans():
 def test_save_grads_equal_the_in_process_gradients(tmp_path):
     path = tmp_path / "grads.npz"
     args = ["--widths", "5,7,3", "--activation", "prelu", "--batch", "6", "--seed", "3"]
-    result = invoke("run", "--strategy", "recompute-all", *args, "--repeats", "1",
-                    "--save-grads", str(path))  # fmt: skip
+    result = invoke(
+        "run", "--strategy", "recompute-all", *args, "--repeats", "1", "--save-grads", str(path)
+    )
     assert result.exit_code == 0, result.stderr
     model = tradeoff.MLP([5, 7, 3], activation="prelu", seed=3)
     x, y = tradeoff.make_batch(model, 6, seed=3)
@@ -122,8 +123,9 @@ def test_save_grads_equal_the_in_process_gradients(tmp_path):
 
 
 def test_version_module_entry_and_help_examples():
-    done = subprocess.run([sys.executable, "-m", "tradeoff", "--version"], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tradeoff", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert (
         done.returncode == 0 and done.stdout.strip() == f"tradeoff, version {tradeoff.__version__}"
     )

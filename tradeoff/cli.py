@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .files import write_atomically
 from .layers import ACTIVATIONS, LOSSES
 from .model import DTYPES, MLP, xor_network
 from .runner import infer, predict
@@ -148,18 +148,6 @@ def library_errors(fn):
 # Output
 
 
-def write_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def emit_json(data: Any) -> None:
     """Plain JSON on stdout; a NaN would be a bug, so it is refused rather than printed."""
     click.echo(json.dumps(data, allow_nan=False, indent=2))
@@ -214,7 +202,7 @@ def print_summary(row: dict[str, Any], base_flops: int, base_peak: int) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-def save_npz(path: str, model: MLP, arrays: dict[str, Any]) -> None:
+def save_npz(handle, model: MLP, arrays: dict[str, Any]) -> None:
     """The arrays of ``--save-grads``; the key names are documented in README."""
     from .measure import param_names
 
@@ -222,8 +210,7 @@ def save_npz(path: str, model: MLP, arrays: dict[str, Any]) -> None:
     data = {"x": arrays["x"], "y": arrays["y"]}
     data.update(zip(names, arrays["params"], strict=True))
     data.update((f"grad_{name}", g) for name, g in zip(names, arrays["grads"], strict=True))
-    with open(path, "wb") as handle:
-        np.savez(handle, **data)
+    np.savez(handle, **data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +268,7 @@ def run(strategy, segments, slots, budget, repeats, as_json, save_grads, **model
     row = measure(MeasureRequest(spec, strategy, options, repeats, keep_grads=target is not None))
     arrays = row.pop("_arrays", None)
     if target is not None:
-        write_atomically(target, lambda tmp: save_npz(tmp, model, arrays))
+        write_atomically(target, lambda handle: save_npz(handle, model, arrays), binary=True)
     if as_json:
         emit_json(row)
         return
@@ -330,9 +317,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     """The compare table: one line per strategy, ratios against the first row (store-all)."""
     base = rows[0]
     header = (
-        "strategy", "total FLOPs", "x", "recomputes", "accounted peak", "x",
-        "tracemalloc", "RSS (sampled)", "time ms", "x", "gradients",
-    )  # fmt: skip
+        "strategy",
+        "total FLOPs",
+        "x",
+        "recomputes",
+        "accounted peak",
+        "x",
+        "tracemalloc",
+        "RSS (sampled)",
+        "time ms",
+        "x",
+        "gradients",
+    )
     table = [header]
     for row in rows:
         table.append(
@@ -353,8 +349,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     widths = [max(len(line[k]) for line in table) for k in range(len(header))]
     click.echo(f"model: {model_line(rows[0]['model'])}")
     for line in table:
-        cells = [cell.ljust(w) if k == 0 else cell.rjust(w) for k, (cell, w) in
-                 enumerate(zip(line, widths))]  # fmt: skip
+        cells = [
+            cell.ljust(w) if k == 0 else cell.rjust(w)
+            for k, (cell, w) in enumerate(zip(line, widths))
+        ]
         click.echo("  ".join(cells))
     click.echo("bytes: accounted activations; tracemalloc: traced peak of the step; RSS: process")
 
@@ -378,3 +376,123 @@ def xor(as_json: bool) -> None:
     click.echo("x1 x2  XOR network")
     for (a, b), v in zip(XOR_INPUTS, values):
         click.echo(f"{a:>2} {b:>2}  {v}")
+
+
+def int_list(text: str | None, name: str) -> list[int] | None:
+    """'4,8,16' -> [4, 8, 16]; ValueError naming the option otherwise."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise ValueError(f"--{name} takes whole numbers separated by commas, got {text!r}")
+    return [int(p) for p in parts]
+
+
+def name_list(text: str | None) -> list[str] | None:
+    """'store-all,sqrt' -> ['store-all', 'sqrt']."""
+    return None if text is None else [p.strip() for p in text.split(",")]
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="A TOML or JSON grid file.")
+@click.option("--depth", help="Depths, e.g. 4,8,16.")
+@click.option("--width", help="Widths of identical blocks, e.g. 64,256.")
+@click.option("--batch", help="Batch sizes, e.g. 32,128.")
+@click.option("--dtype", help="dtypes: float64,float32.")
+@click.option("--activation", help="Activations, e.g. relu,tanh.")
+@click.option("--loss", help="Losses, e.g. softmax_ce,mse.")
+@click.option("--strategy", help="Strategies, e.g. store-all,sqrt (all by default).")
+@click.option("--segments", help="sqrt segment counts, e.g. 2,4.")
+@click.option("--slots", help="revolve slot counts, e.g. 2,4,8.")
+@click.option("--budget", help="optimal budgets, e.g. 0.5,0.25 or 1MiB,4MiB.")
+@click.option("--seed", help="Seeds, e.g. 0,1.")
+@click.option("--repeats", type=click.IntRange(min=1), help="Timed steps per point [3].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="sweep.jsonl",
+    show_default=True,
+    help="Results file (JSON lines); finished points in it are skipped.",
+)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also export as CSV.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Points measured at once (BLAS pinned to 1 thread; rows marked contended).",
+)
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming.")
+@click.option("--json", "as_json", is_flag=True, help="Print every row of the grid as JSON.")
+@library_errors
+def sweep(config, out, csv_path, jobs, fresh, as_json, repeats, **axes):
+    """Measure a grid of points, each in a fresh process, resumably.
+
+    Axes come from --config (keys: depth, width, widths, batch, dtype, activation, loss, seed,
+    pieces, strategy, segments, slots, budget, repeats) and from options, which override it.
+    Each finished point is written at once (atomically) to --out; a rerun skips it.
+
+    \b
+    Example:
+      tradeoff sweep --depth 4,8,16 --width 64 --strategy store-all,sqrt --out depth.jsonl
+    """
+    from tqdm import tqdm
+
+    from .sweep import check_grid, expand, export_csv, load_grid, run_sweep
+
+    target = checked_output(out)
+    csv_target = checked_output(csv_path)
+    grid = dict(load_grid(config)) if config else {}
+    for key in ("depth", "width", "batch", "segments", "slots", "seed"):
+        values = int_list(axes[key], key)
+        if values is not None:
+            grid[key] = values
+            if key in ("depth", "width"):
+                grid.pop("widths", None)
+    for key in ("dtype", "activation", "loss", "strategy", "budget"):
+        if axes[key] is not None:
+            grid[key] = name_list(axes[key])
+    if repeats is not None:
+        grid["repeats"] = repeats
+    points = expand(check_grid(grid))
+    with tqdm(total=len(points), desc="sweep", unit="point", disable=None) as bar:
+
+        def progress(point):
+            bar.set_postfix_str(point.label())
+            bar.update()
+
+        try:
+            rows = run_sweep(points, target, jobs=jobs, fresh=fresh, progress=progress)
+        except KeyboardInterrupt:
+            bar.close()
+            click.echo(f"Interrupted: finished rows are in {target}; rerun to resume.", err=True)
+            raise SystemExit(130) from None
+    if csv_target is not None:
+        export_csv(rows, csv_target)
+    if as_json:
+        emit_json([{k: v for k, v in row.items() if k != "point"} for row in rows])
+        return
+    click.echo(f"{len(rows)} rows for {len(points)} points in {target}")
+
+
+@main.command()
+@click.option("--data", type=click.Path(file_okay=False), default="reports/data", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="reports", show_default=True)
+@library_errors
+def report(data, out):
+    """Draw every figure (PNG and SVG) and write README.md from the rows in --data.
+
+    The same rows always give the same files. The rows come from the scripts in experiments/
+    (python experiments/regenerate.py runs them all, then this command).
+
+    \b
+    Example:
+      tradeoff report --data reports/data --out reports
+    """
+    from .report import write_report
+
+    out_dir = Path(out)
+    if not out_dir.parent.is_dir():
+        raise click.UsageError(f"cannot write into {out}: '{out_dir.parent}' does not exist")
+    written = write_report(Path(data), out_dir)
+    click.echo(f"wrote {len(written)} files into {out}", err=True)

@@ -135,8 +135,8 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _measure_here(request: MeasureRequest) -> dict[str, Any]:
-    """The measurement itself, in the current process (the spawned child)."""
+def measure_here(request: MeasureRequest) -> dict[str, Any]:
+    """The measurement itself, in the current process: call it in a fresh one (see measure)."""
     from memory_profiler import memory_usage
 
     from .runner import predict
@@ -232,4 +232,4 @@ def measure(request: MeasureRequest) -> dict[str, Any]:
     # A process pool's workers are not daemonic, so memory-profiler may start its sampler.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_measure_here, request).result()
+        return pool.submit(measure_here, request).result()
