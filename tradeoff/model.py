@@ -77,7 +77,12 @@ class Block:
         )
 
 
-def _make_activation(name: str, width: int, dtype: np.dtype, alpha: float, pieces: int):
+def _placeholder(shape, dtype) -> Array:
+    """A read-only array of the right shape and dtype that occupies no memory (stride 0)."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def _make_activation(name, width: int, dtype, alpha: float, pieces: int, allocate: bool = True):
     if name == "relu":
         return ReLU()
     if name == "leaky_relu":
@@ -85,7 +90,8 @@ def _make_activation(name: str, width: int, dtype: np.dtype, alpha: float, piece
     if name == "abs":
         return LeakyReLU(-1.0, name="abs")
     if name == "prelu":
-        return PReLU(np.full(width, 0.25, dtype=dtype))
+        alpha_init = np.full(width, 0.25, dtype=dtype) if allocate else _placeholder(width, dtype)
+        return PReLU(alpha_init)
     if name == "maxout":
         return Maxout(pieces)
     if name == "sigmoid":
@@ -105,7 +111,9 @@ class MLP:
     (widths[i], widths[i+1] * pieces).
 
     Weights are drawn from N(0, gain / fan_in) (gain 2 for the rectifiers, 1 otherwise); biases
-    start at zero.
+    start at zero. With ``allocate=False`` the parameters are zero-memory placeholders of the
+    right shapes: the model cannot run, but its ``chain()`` is exact, so a model far too large
+    for this machine can be checked and planned before anything is allocated.
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class MLP:
         seed: int = 0,
         alpha: float = 0.01,
         pieces: int = 2,
+        allocate: bool = True,
     ):
         widths = list(widths)
         if len(widths) < 2:
@@ -148,11 +157,15 @@ class MLP:
             act = (
                 Identity()
                 if last
-                else _make_activation(activation, width, self.dtype, alpha, pieces)
+                else _make_activation(activation, width, self.dtype, alpha, pieces, allocate)
             )
             out = width * getattr(act, "pieces", 1)
-            W = (rng.standard_normal((fan_in, out)) * np.sqrt(gain / fan_in)).astype(self.dtype)
-            self.blocks.append(Block(i, Linear(W, np.zeros(out, dtype=self.dtype)), act))
+            if allocate:
+                W = rng.standard_normal((fan_in, out)) * np.sqrt(gain / fan_in)
+                W, b = W.astype(self.dtype), np.zeros(out, dtype=self.dtype)
+            else:
+                W, b = _placeholder((fan_in, out), self.dtype), _placeholder(out, self.dtype)
+            self.blocks.append(Block(i, Linear(W, b), act))
 
     @property
     def n(self) -> int:
