@@ -166,3 +166,73 @@ def test_bad_batches_are_value_errors():
     model.params[2][0, 0] = np.inf
     with pytest.raises(ValueError, match="parameter 2 of the model contains NaN or inf"):
         tradeoff.run(model, x, y)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("strategy", ["store-all", "sqrt", "recompute-all"])
+def test_bad_parameters_are_named_before_any_gradient_is_written(bad, strategy):
+    """The runner checks each block's parameters as the block first runs: the first bad one is
+    still the one named, and no gradient buffer has been touched when it raises."""
+    model = tradeoff.MLP([4, 5, 5, 5, 3], activation="prelu", seed=0)
+    x, y = tradeoff.make_batch(model, 3)
+    last = len(model.params) - 1
+    # The last bias, a PReLU alpha in the middle, the first W: each new bad one comes earlier
+    # than those already bad, and must be the one named.
+    for k in (last, 5, 0):
+        model.params[k].flat[-1] = bad
+        grads = [np.full_like(p, 7.0) for p in model.params]
+        with pytest.raises(ValueError, match=f"parameter {k} of the model contains NaN or inf"):
+            tradeoff.run(model, x, y, strategy, grads=grads)
+        assert all((g == 7.0).all() for g in grads)
+    with pytest.raises(ValueError, match="parameter 0 of the model contains NaN or inf"):
+        tradeoff.check_batch(model, x, y)
+
+
+@pytest.mark.parametrize("dtype", tradeoff.DTYPES)
+def test_finite_checks_see_every_non_finite_and_pass_huge_finite_values(dtype):
+    model = tradeoff.MLP([3, 4, 2], dtype=dtype)
+    x, y = tradeoff.make_batch(model, 4)
+    big = np.finfo(dtype).max
+    x[...] = [[big, -big, 0.0]] * 4  # finite, however large
+    tradeoff.check_batch(model, x, y)
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in ((0, 0), (3, 2), (1, 1)):
+            z = x.copy()
+            z[where] = bad
+            with pytest.raises(ValueError, match="x contains NaN or inf"):
+                tradeoff.run(model, z, y)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("F1* F5* L B1 B0", r"action 0 \(F1\*\): block 1 needs x\[1\]"),  # earlier error first
+        ("F0* F5* F9* L B1 B0", r"action 1 \(F5\*\): index 5 is outside 0\.\.1"),
+        ("S0 F0* F1* L B1 B0 D3", r"action 6 \(D3\): index 3 is outside 0\.\.2"),
+        ("S3 F0* F1* L B1 B0", r"action 0 \(S3\): index 3 is outside 0\.\.2"),
+    ],
+)
+def test_the_first_offending_action_is_named(text, message):
+    model = tradeoff.MLP([3, 3, 3])
+    x, y = tradeoff.make_batch(model, 2)
+    for check in (
+        lambda s: tradeoff.simulate(s, model.chain(2)),
+        lambda s: tradeoff.run(model, x, y, s),
+    ):
+        with pytest.raises(tradeoff.InvalidSchedule, match=message):
+            check(tradeoff.parse(text))
+
+
+def test_run_leaves_no_state_between_runs():
+    """A run after a failed run (bad schedule, bad parameter) computes what a fresh one does."""
+    model = tradeoff.MLP([4, 6, 6, 3], seed=2)
+    x, y = tradeoff.make_batch(model, 5)
+    base = tradeoff.run(model, x, y, "sqrt")
+    with pytest.raises(tradeoff.InvalidSchedule):
+        tradeoff.run(model, x, y, tradeoff.parse("F0* F1* L B2 B1 B0"))
+    saved = model.params[2].copy()
+    model.params[2][0, 0] = np.nan
+    with pytest.raises(ValueError):
+        tradeoff.run(model, x, y, "store-all")
+    model.params[2][...] = saved
+    assert same_result(tradeoff.run(model, x, y, "sqrt"), base)

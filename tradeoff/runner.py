@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .chain import Chain
 from .layers import Array
 from .meter import Meter
 from .model import MLP
@@ -39,44 +40,74 @@ class RunResult:
 
 
 class _ArrayOps:
-    """The walk's operations on numpy arrays, FLOPs counted from the arrays' real shapes."""
+    """The walk's operations on numpy arrays; FLOPs from the chain at the batch's size.
 
-    def __init__(self, model: MLP, x: Array, y: Array):
-        self.model, self.x, self.y = model, x, y
-        self.costs = [block.costs(x.shape[0]) for block in model.blocks]
+    Each block's bound methods and FLOP counts are looked up once per run, not once per action:
+    a recompute-heavy schedule calls these thousands of times.
+    """
+
+    def __init__(self, model: MLP, chain: Chain, x: Array, y: Array):
+        self.x, self.y = x, y
+        # Each block's parameters are checked for NaN and inf just before its first forward
+        # rather than all up front: the check then pulls them into cache for the matmul that
+        # reads them next, instead of streaming every parameter from memory once more per step.
+        # Every valid schedule runs blocks 0..n-1 in order before the loss (and so before any
+        # gradient is written), so the first bad parameter is still the one named.
+        self.unchecked: list[tuple[int, list[Array]] | None] = []
+        first = 0
+        for block in model.blocks:
+            params = block.params
+            self.unchecked.append((first, params))
+            first += len(params)
+        self.forwards = [
+            (block.fprop, cost.forward_matmul_flops, cost.forward_elementwise_flops)
+            for block, cost in zip(model.blocks, chain.blocks)
+        ]
+        self.backwards = [
+            (block.bprop, cost.backward_matmul_flops, cost.backward_elementwise_flops)
+            for block, cost in zip(model.blocks, chain.blocks)
+        ]
+        self.loss_op = model.loss
         self.loss_value = None
 
     def batch(self) -> Array:
         return self.x
 
     def forward(self, i: int, x: Array):
-        out, tape = self.model.blocks[i].fprop(x)
-        cost = self.costs[i]
-        return out, tape, cost.forward_matmul_flops, cost.forward_elementwise_flops
+        if self.unchecked[i] is not None:
+            _check_params(*self.unchecked[i])
+            self.unchecked[i] = None
+        fprop, matmul, elementwise = self.forwards[i]
+        out, tape = fprop(x)
+        return out, tape, matmul, elementwise
 
     def loss(self, z: Array):
-        self.loss_value, g = self.model.loss.value_and_grad(z, self.y)
-        return g, 0, self.model.loss.flops(*z.shape)
+        self.loss_value, g = self.loss_op.value_and_grad(z, self.y)
+        return g, 0, self.loss_op.flops(*z.shape)
 
     def backward(self, i: int, tape: tuple, g: Array):
-        out = self.model.blocks[i].bprop(tape, g)
-        cost = self.costs[i]
-        return out, cost.backward_matmul_flops, cost.backward_elementwise_flops
+        bprop, matmul, elementwise = self.backwards[i]
+        return bprop(tape, g), matmul, elementwise
 
 
 def resolve(model: MLP, batch: int, strategy: StrategyArg, **options) -> tuple[str, Schedule]:
     """(name, schedule) for a strategy name from STRATEGIES with its options, or a schedule."""
+    return _resolve(model.chain(batch), strategy, options)
+
+
+def _resolve(chain: Chain, strategy: StrategyArg, options: dict) -> tuple[str, Schedule]:
     if isinstance(strategy, str):
-        return strategy, build(strategy, model.chain(batch), **options)
+        return strategy, build(strategy, chain, **options)
     if any(value is not None for value in options.values()):
         raise ValueError("strategy options apply to named strategies, not to a given schedule")
     return "custom", tuple(strategy)
 
 
-def check_batch(model: MLP, x: Array, y: Array) -> Array:
+def check_batch(model: MLP, x: Array, y: Array, *, params: bool = True) -> Array:
     """Validate the batch and the weights before any work; returns targets in the model's dtype.
 
     Raises ValueError naming the problem: wrong shape or dtype, NaN or inf, bad labels.
+    ``params=False`` leaves the parameters out (``run`` checks each block's as it first runs).
     """
     if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != model.widths[0]:
         shape = getattr(x, "shape", None)
@@ -85,11 +116,10 @@ def check_batch(model: MLP, x: Array, y: Array) -> Array:
         raise ValueError("x must hold at least one example")
     if x.dtype != model.dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model is {model.dtype}")
-    if not np.isfinite(x).all():
+    if not _all_finite(x):
         raise ValueError("x contains NaN or inf")
-    for k, p in enumerate(model.params):
-        if not np.isfinite(p).all():
-            raise ValueError(f"parameter {k} of the model contains NaN or inf")
+    if params:
+        _check_params(0, model.params)
     y = np.asarray(y)
     if model.loss_name != "softmax_ce":
         if not np.issubdtype(y.dtype, np.number) or not np.isfinite(y).all():
@@ -97,6 +127,24 @@ def check_batch(model: MLP, x: Array, y: Array) -> Array:
         y = y.astype(model.dtype, copy=False)
     model.loss.check_targets(y, x.shape[0], model.widths[-1])
     return y
+
+
+def _all_finite(a: Array) -> bool:
+    """Whether every element of a float array is finite, without a temporary array.
+
+    NaN propagates through min and max, and an infinity is the min or the max, so both are
+    finite exactly when every element is. np.isfinite(a).all() would allocate a boolean array
+    of a's size, which inside a step would count against the measured temporaries.
+    """
+    return bool(np.isfinite(a.min()) and np.isfinite(a.max())) if a.size else True
+
+
+def _check_params(first: int, params: list[Array]) -> None:
+    """Raise ValueError naming the first of ``params`` (numbered from ``first``) that is not
+    finite."""
+    for k, p in enumerate(params, start=first):
+        if not _all_finite(p):
+            raise ValueError(f"parameter {k} of the model contains NaN or inf")
 
 
 def run(
@@ -114,12 +162,14 @@ def run(
     schedule. Gradients go into fresh buffers unless ``grads`` (as from ``model.new_grads()``)
     is given; they are overwritten, never accumulated.
     """
-    y = check_batch(model, x, y)
-    name, schedule = resolve(model, x.shape[0], strategy, **options)
+    y = check_batch(model, x, y, params=False)  # the ops check each block's parameters
+    # One chain serves the strategy's builder and the ops' FLOP counts.
+    chain = model.chain(x.shape[0])
+    name, schedule = _resolve(chain, strategy, options)
     if grads is None:
         grads = model.new_grads()
     model.bind_grads(grads)
-    ops = _ArrayOps(model, x, y)
+    ops = _ArrayOps(model, chain, x, y)
     meter = Meter()
     saved_inputs = walk(schedule, model.n, ops, meter)
     return RunResult(

@@ -121,13 +121,20 @@ def parse(text: str) -> Schedule:
     return tuple(actions)
 
 
-def _working_needed_after(schedule: Sequence[Action]) -> list[bool]:
-    """needed[k]: does an action after k read the working activation left by action k?
+def _prepass(schedule: Sequence[Action], n: int) -> tuple[list[bool], int]:
+    """(needed, first_bad): one pass over the schedule before the walk.
 
-    It does if the next action that touches the working activation is a Forward, a Save or the
-    Loss; a Restore replaces it, and Backward and Drop do not touch it.
+    needed[k]: does an action after k read the working activation left by action k? It does if
+    the next action that touches the working activation is a Forward, a Save or the Loss; a
+    Restore replaces it, and Backward and Drop do not touch it.
+
+    first_bad: the position of the first action whose index lies outside its range (blocks are
+    0..n-1; inputs that may be saved are x[0]..x[n]), or -1. The walk raises there, after every
+    earlier action has been checked, so the first offending action is still the one named; the
+    range check thus costs the walk's loop one comparison per action.
     """
     needed = [False] * len(schedule)
+    first_bad = -1
     reads = False
     for k in range(len(schedule) - 1, -1, -1):
         needed[k] = reads
@@ -136,7 +143,15 @@ def _working_needed_after(schedule: Sequence[Action]) -> list[bool]:
             reads = True
         elif isinstance(action, Restore):
             reads = False
-    return needed
+        index = getattr(action, "i", None)
+        if index is not None and not 0 <= index <= _index_limit(action, n):
+            first_bad = k
+    return needed, first_bad
+
+
+def _index_limit(action, n: int) -> int:
+    """The largest valid index of an action: n for a saved input, n - 1 for a block."""
+    return n if isinstance(action, Save | Restore | Drop) else n - 1
 
 
 def walk(schedule: Sequence[Action], n: int, ops, meter: Meter, slots: int | None = None) -> int:
@@ -147,7 +162,7 @@ def walk(schedule: Sequence[Action], n: int, ops, meter: Meter, slots: int | Non
     ``backward(i, tape, g)`` gives (gradient of x[i] or None, FLOPs...). Raises InvalidSchedule
     naming the first action that cannot run. Returns the most saved inputs held at once.
     """
-    needed = _working_needed_after(schedule)
+    needed, first_bad = _prepass(schedule, n)
     working = ops.batch()
     meter.hold(working)
     at: int | None = 0  # the index of the working activation, None when there is none
@@ -163,22 +178,25 @@ def walk(schedule: Sequence[Action], n: int, ops, meter: Meter, slots: int | Non
             "there is no working activation" if at is None else f"the working activation is x[{at}]"
         )
 
+    # Error texts are formatted only when raised (these closures read the loop's current k and
+    # action): formatting every action's name would cost the loop more than its bookkeeping.
+    def where() -> str:
+        return f"action {k} ({action})"
+
     for k, action in enumerate(schedule):
-        where = f"action {k} ({action})"
-        index = getattr(action, "i", None)
-        # Blocks are 0..n-1; inputs that may be saved are x[0]..x[n].
-        limit = n if isinstance(action, Save | Restore | Drop) else n - 1
-        if index is not None and not 0 <= index <= limit:
-            raise InvalidSchedule(f"{where}: index {index} is outside 0..{limit}")
+        if k == first_bad:
+            raise InvalidSchedule(
+                f"{where()}: index {action.i} is outside 0..{_index_limit(action, n)}"
+            )
         meter.begin_action()
         match action:
             case Forward(i=i, tape=keep):
                 if at != i:
-                    raise InvalidSchedule(f"{where}: block {i} needs x[{i}], but {have()}")
+                    raise InvalidSchedule(f"{where()}: block {i} needs x[{i}], but {have()}")
                 if loss_done and i > next_reverse:
-                    raise InvalidSchedule(f"{where}: block {i} is already reversed")
+                    raise InvalidSchedule(f"{where()}: block {i} is already reversed")
                 if keep and i in tapes:
-                    raise InvalidSchedule(f"{where}: block {i} already holds a tape")
+                    raise InvalidSchedule(f"{where()}: block {i} already holds a tape")
                 out, tape, matmul, elementwise = ops.forward(i, working)
                 meter.count("recompute" if loss_done else "forward", matmul, elementwise)
                 # Input, output and tape are alive together during the forward.
@@ -194,24 +212,24 @@ def walk(schedule: Sequence[Action], n: int, ops, meter: Meter, slots: int | Non
                 working, at = out, i + 1
             case Loss():
                 if loss_done:
-                    raise InvalidSchedule(f"{where}: the loss was already taken")
+                    raise InvalidSchedule(f"{where()}: the loss was already taken")
                 if at != n:
-                    raise InvalidSchedule(f"{where}: the loss needs x[{n}], but {have()}")
+                    raise InvalidSchedule(f"{where()}: the loss needs x[{n}], but {have()}")
                 grad, matmul, elementwise = ops.loss(working)
                 meter.count("loss", matmul, elementwise)
                 meter.hold(grad)
                 loss_done = True
             case Backward(i=i):
                 if not loss_done:
-                    raise InvalidSchedule(f"{where}: a backward before the loss")
+                    raise InvalidSchedule(f"{where()}: a backward before the loss")
                 if i > next_reverse:
-                    raise InvalidSchedule(f"{where}: block {i} is reversed twice")
+                    raise InvalidSchedule(f"{where()}: block {i} is reversed twice")
                 if i < next_reverse:
                     raise InvalidSchedule(
-                        f"{where}: out of order, block {next_reverse} must be reversed first"
+                        f"{where()}: out of order, block {next_reverse} must be reversed first"
                     )
                 if i not in tapes:
-                    raise InvalidSchedule(f"{where}: block {i} has no tape (run F{i}* first)")
+                    raise InvalidSchedule(f"{where()}: block {i} has no tape (run F{i}* first)")
                 tape = tapes.pop(i)
                 out, matmul, elementwise = ops.backward(i, tape, grad)
                 meter.count("backward", matmul, elementwise)
@@ -225,29 +243,29 @@ def walk(schedule: Sequence[Action], n: int, ops, meter: Meter, slots: int | Non
                 next_reverse -= 1
             case Save(i=i):
                 if at != i:
-                    raise InvalidSchedule(f"{where}: cannot save x[{i}]: {have()}")
+                    raise InvalidSchedule(f"{where()}: cannot save x[{i}]: {have()}")
                 if i in saved:
-                    raise InvalidSchedule(f"{where}: x[{i}] is already saved")
+                    raise InvalidSchedule(f"{where()}: x[{i}] is already saved")
                 if slots is not None and len(saved) >= slots:
                     held = len(saved) + 1
                     raise InvalidSchedule(
-                        f"{where}: would hold {held} saved inputs, more than {slots} slots"
+                        f"{where()}: would hold {held} saved inputs, more than {slots} slots"
                     )
                 saved[i] = working
                 meter.hold(working)
                 most_saved = max(most_saved, len(saved))
             case Restore(i=i):
                 if i not in saved:
-                    raise InvalidSchedule(f"{where}: x[{i}] was never saved (or was dropped)")
+                    raise InvalidSchedule(f"{where()}: x[{i}] was never saved (or was dropped)")
                 assert working is None, f"{action} while {have()} is still needed"
                 working, at = saved[i], i
                 meter.hold(working)
             case Drop(i=i):
                 if i not in saved:
-                    raise InvalidSchedule(f"{where}: x[{i}] is not saved")
+                    raise InvalidSchedule(f"{where()}: x[{i}] is not saved")
                 meter.release(saved.pop(i))
             case _:
-                raise InvalidSchedule(f"{where}: not an action")
+                raise InvalidSchedule(f"{where()}: not an action")
         if working is not None and not needed[k]:
             meter.release(working)
             working, at = None, None
