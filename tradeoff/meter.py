@@ -46,7 +46,9 @@ class Meter:
 
     def hold(self, buf) -> None:
         """One more holder of ``buf``; its bytes become live on the first."""
-        root = _root(buf)
+        # Most buffers own their memory: skip the call to _root for them (the walk calls this
+        # several times per action).
+        root = buf if getattr(buf, "base", None) is None else _root(buf)
         entry = self._held.get(id(root))
         if entry is None:
             # Keep the root itself so that its id cannot be reused while it is accounted.
@@ -59,7 +61,7 @@ class Meter:
 
     def release(self, buf) -> None:
         """One holder fewer; the bytes leave the live total with the last."""
-        root = _root(buf)
+        root = buf if getattr(buf, "base", None) is None else _root(buf)
         entry = self._held[id(root)]
         entry[0] -= 1
         if entry[0] == 0:
