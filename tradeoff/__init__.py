@@ -29,7 +29,15 @@ from .schedule import (
     parse,
     simulate,
 )
-from .strategies import STRATEGIES, build, recompute_all, sqrt_checkpoint, store_all
+from .strategies import (
+    STRATEGIES,
+    build,
+    recompute_all,
+    revolve,
+    revolve_recompute,
+    sqrt_checkpoint,
+    store_all,
+)
 
 try:
     __version__ = version("tradeoff")
@@ -63,6 +71,8 @@ __all__ = [
     "parse",
     "predict",
     "recompute_all",
+    "revolve",
+    "revolve_recompute",
     "run",
     "simulate",
     "sqrt_checkpoint",
