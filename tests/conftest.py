@@ -14,3 +14,19 @@ def same_result(r, base) -> bool:
     return identical(r.loss, base.loss) and all(
         identical(g, h) for g, h in zip(r.grads, base.grads, strict=True)
     )
+
+
+# Hypothesis profiles: the default run makes 500 examples per property test; the thorough
+# profile (pytest --hypothesis-profile=thorough) makes 5000. No deadline: machines are shared.
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "default", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.register_profile(
+        "thorough", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("default")
+except ImportError:  # hypothesis comes with the test extra
+    pass

@@ -24,6 +24,7 @@ from .strategies import STRATEGIES, build
 
 XOR_INPUTS = [[0, 0], [0, 1], [1, 0], [1, 1]]
 DEFAULT_DEPTH, DEFAULT_WIDTH, DEFAULT_BATCH = 16, 512, 128
+MAX_DEPTH = 10**6  # schedules are Python tuples; deeper chains belong to plan --chain
 SCHEDULE_TOKENS = 24  # how much of a long schedule the human summary shows
 
 
@@ -54,11 +55,22 @@ def _apply(options, command):
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
-def model_options(command):
-    """The options that describe a model and its batch (shared by run, compare and plan)."""
-    return _apply(
+def model_options(measured: bool = True):
+    """The options that describe a model and its batch (shared by run, compare and plan).
+
+    Commands that measure also take --force, which overrides the memory guard.
+    """
+    guard = [
+        click.option(
+            "--force", is_flag=True, help="Run even if the memory guard predicts too little."
+        )
+    ]
+    return functools.partial(
+        _apply,
         [
-            click.option("--depth", type=click.IntRange(min=1), help=f"Blocks [{DEFAULT_DEPTH}]."),
+            click.option(
+                "--depth", type=click.IntRange(1, MAX_DEPTH), help=f"Blocks [{DEFAULT_DEPTH}]."
+            ),
             click.option(
                 "--width", type=click.IntRange(min=1), help=f"Units per layer [{DEFAULT_WIDTH}]."
             ),
@@ -69,8 +81,8 @@ def model_options(command):
             click.option("--loss", type=click.Choice(list(LOSSES)), default="softmax_ce"),
             click.option("--dtype", type=click.Choice(DTYPES), default="float64"),
             click.option("--seed", type=int, default=0),
+            *(guard if measured else []),
         ],
-        command,
     )
 
 
@@ -92,19 +104,26 @@ def strategy_options(command):
     )
 
 
-def model_spec(depth, width, widths, batch, activation, pieces, loss, dtype, seed):
+def model_spec(depth, width, widths, batch, activation, pieces, loss, dtype, seed, force=True):
     """The ModelSpec that the model options describe; --widths excludes --depth and --width.
 
-    --depth n --width w means widths [w] * (n + 1): a chain of identical blocks.
+    --depth n --width w means widths [w] * (n + 1): a chain of identical blocks. Unless
+    ``force``, the memory guard refuses a model whose measurement would not fit in memory (plan,
+    which allocates nothing, passes no --force and is never refused).
     """
-    from .measure import ModelSpec
+    from .measure import ModelSpec, check_memory
 
     if widths is not None and (depth is not None or width is not None):
         raise click.UsageError("--widths cannot be combined with --depth or --width")
     if widths is None:
         depth = DEFAULT_DEPTH if depth is None else depth
         widths = [DEFAULT_WIDTH if width is None else width] * (depth + 1)
-    return ModelSpec(tuple(widths), batch, activation, loss, dtype, seed, pieces)
+    if seed < 0:
+        raise click.UsageError(f"--seed must be >= 0, got {seed}")
+    spec = ModelSpec(tuple(widths), batch, activation, loss, dtype, seed, pieces)
+    if not force:
+        check_memory(spec)
+    return spec
 
 
 def budget_bytes(model: MLP, batch: int, text: str | None) -> int | None:
@@ -232,7 +251,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="sqrt", show_default=True)
-@model_options
+@model_options()
 @strategy_options
 @click.option("--repeats", type=click.IntRange(min=1), default=5, help="Timed steps [5].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -277,7 +296,7 @@ def run(strategy, segments, slots, budget, repeats, as_json, save_grads, **model
 
 
 @main.command()
-@model_options
+@model_options()
 @strategy_options
 @click.option("--repeats", type=click.IntRange(min=1), default=5, help="Timed steps [5].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
@@ -423,9 +442,10 @@ def name_list(text: str | None) -> list[str] | None:
     help="Points measured at once (BLAS pinned to 1 thread; rows marked contended).",
 )
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming.")
+@click.option("--force", is_flag=True, help="Run even if the memory guard predicts too little.")
 @click.option("--json", "as_json", is_flag=True, help="Print every row of the grid as JSON.")
 @library_errors
-def sweep(config, out, csv_path, jobs, fresh, as_json, repeats, **axes):
+def sweep(config, out, csv_path, jobs, fresh, force, as_json, repeats, **axes):
     """Measure a grid of points, each in a fresh process, resumably.
 
     Axes come from --config (keys: depth, width, widths, batch, dtype, activation, loss, seed,
@@ -455,6 +475,12 @@ def sweep(config, out, csv_path, jobs, fresh, as_json, repeats, **axes):
     if repeats is not None:
         grid["repeats"] = repeats
     points = expand(check_grid(grid))
+    if not force:
+        from .measure import available_memory_bytes, check_memory
+
+        share = available_memory_bytes() // jobs  # jobs measure side by side
+        for spec in dict.fromkeys(point.spec for point in points):
+            check_memory(spec, available=share)
     with tqdm(total=len(points), desc="sweep", unit="point", disable=None) as bar:
 
         def progress(point):
@@ -496,3 +522,109 @@ def report(data, out):
         raise click.UsageError(f"cannot write into {out}: '{out_dir.parent}' does not exist")
     written = write_report(Path(data), out_dir)
     click.echo(f"wrote {len(written)} files into {out}", err=True)
+
+
+def frontier_rows(points: list[tuple[int, int]], count: int = 6) -> list[tuple[int, int]]:
+    """A handful of frontier points for a table: the ends and some spread between them."""
+    if len(points) <= count:
+        return points
+    picks = np.unique(np.linspace(0, len(points) - 1, count).round().astype(int))
+    return [points[k] for k in picks]
+
+
+@main.command()
+@click.option(
+    "--budget", required=True, help="Bytes (67108864), 64MiB, 1.5GB, or 0.25 of store-all."
+)
+@model_options(measured=False)
+@click.option(
+    "--chain",
+    "chain_file",
+    type=click.Path(dir_okay=False),
+    help="Plan for this chain description (JSON) instead of an MLP.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@library_errors
+def plan(budget, chain_file, as_json, **model_args):
+    """Choose the cheapest schedule whose accounted peak fits a memory budget.
+
+    Every named strategy and the optimal dynamic program are predicted by dry runs (nothing is
+    allocated, so a model far larger than this machine can be planned); the plan with the
+    fewest total FLOPs that fits wins. Also prints the frontier: optimal FLOPs per budget.
+
+    \b
+    Examples:
+      tradeoff plan --budget 64MiB --depth 64 --width 1024 --batch 256
+      tradeoff plan --budget 0.25 --json
+      tradeoff plan --budget 40GB --chain transformer.json
+    """
+    from .chain import Chain
+    from .planner import frontier, parse_budget, select
+    from .schedule import simulate
+
+    if chain_file is not None:
+        if any(model_args[k] is not None for k in ("depth", "width", "widths")):
+            raise click.UsageError("--chain cannot be combined with --depth, --width or --widths")
+        chain = Chain.from_json(chain_file)
+        subject: dict[str, Any] = {"chain": str(chain_file), "n": chain.n}
+    else:
+        spec = model_spec(**model_args)
+        chain = spec.model(allocate=False).chain(spec.batch)
+        subject = {"model": spec.to_json()}
+    store_all = simulate(build("store-all", chain), chain)
+    chosen = select(chain, parse_budget(budget, store_all.peak_bytes))
+    points = frontier(chain)
+    if as_json:
+        data = {**chosen.to_dict(), **subject}
+        data["frontier"] = [{"budget_bytes": b, "total_flops": f} for b, f in points]
+        emit_json(data)
+        return
+    print_plan(chosen, subject, points)
+
+
+def print_plan(chosen, subject: dict[str, Any], points: list[tuple[int, int]]) -> None:
+    """The human form of a plan, with a short frontier table."""
+    from .schedule import describe
+
+    base_flops, base_peak = chosen.store_all_flops, chosen.store_all_peak_bytes
+    options = ", ".join(f"{k} {v}" for k, v in chosen.options.items())
+    about = (
+        model_line(subject["model"])
+        if "model" in subject
+        else (f"chain {subject['chain']} ({subject['n']} blocks)")
+    )
+    lines = [
+        ("for", about),
+        ("budget", fmt_bytes(chosen.budget_bytes)),
+        ("strategy", chosen.strategy + (f" ({options})" if options else "")),
+        ("schedule", describe(chosen.schedule, limit=SCHEDULE_TOKENS)),
+        (
+            "FLOPs",
+            f"{chosen.flops['total']:,} total, {chosen.flops['total'] / base_flops:.3f}x "
+            f"store-all ({chosen.flops['recompute']:,} recompute)",
+        ),
+        (
+            "peak",
+            f"{fmt_bytes(chosen.peak_bytes)} predicted accounted, "
+            f"{chosen.peak_bytes / base_peak:.3f}x store-all's {fmt_bytes(base_peak)}",
+        ),
+        ("note", chosen.note),
+    ]
+    for c in chosen.runners_up[:3]:
+        name = c.strategy + (
+            f" ({', '.join(f'{k} {v}' for k, v in c.options.items())})" if c.options else ""
+        )
+        lines.append(
+            (
+                "runner-up",
+                f"{name}: {c.flops['total'] / base_flops:.3f}x FLOPs, "
+                f"peak {fmt_bytes(c.peak_bytes)}",
+            )
+        )
+    width = max(len(key) for key, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo(f"\nfrontier ({len(points)} points; --json lists them all):")
+    click.echo(f"  {'budget (bytes)':>16}  {'MiB':>10}  {'total FLOPs':>20}  {'x store-all':>11}")
+    for b, f in frontier_rows(points):
+        click.echo(f"  {b:>16,}  {b / 2**20:>10.2f}  {f:>20,}  {f / base_flops:>11.3f}")

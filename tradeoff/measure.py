@@ -60,8 +60,8 @@ class ModelSpec:
     seed: int = 0
     pieces: int = 2
 
-    def model(self) -> MLP:
-        """The model, reproducible from the seed."""
+    def model(self, allocate: bool = True) -> MLP:
+        """The model, reproducible from the seed (shape-only with ``allocate=False``)."""
         return MLP(
             list(self.widths),
             activation=self.activation,
@@ -69,6 +69,7 @@ class ModelSpec:
             dtype=self.dtype,
             seed=self.seed,
             pieces=self.pieces,
+            allocate=allocate,
         )
 
     def build(self) -> tuple[MLP, np.ndarray, np.ndarray]:
@@ -95,6 +96,60 @@ class MeasureRequest:
     options: dict[str, int] = field(default_factory=dict)
     repeats: int = 5
     keep_grads: bool = False
+
+
+def available_memory_bytes() -> int:
+    """What the operating system says can still be allocated without swapping."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_memory(spec: ModelSpec, available: int | None = None) -> int:
+    """Refuse a model whose measurement would not fit in memory, before allocating anything.
+
+    A measurement holds the parameters and their gradients and runs store-all (the gradient
+    check), so it needs store-all's accounted peak, twice the parameter bytes and one op's
+    temporaries; all predicted from shapes by a dry run. Returns that figure; raises ValueError
+    with both figures and a hint (the plan ``select`` makes for the memory left) otherwise.
+    """
+    from .planner import select
+
+    available = available_memory_bytes() if available is None else available
+    # First a lower bound in Python integers, which cannot overflow however absurd the sizes:
+    # weights and their gradients (at least widths[i] * widths[i+1] each) and every x[i].
+    item, w = np.dtype(spec.dtype).itemsize, spec.widths
+    floor = item * (2 * sum(a * b for a, b in zip(w[:-1], w[1:])) + spec.batch * sum(w))
+    if floor > available:
+        raise ValueError(
+            f"this model needs at least {floor:,} bytes (weights, their gradients and one copy "
+            f"of every activation), which exceeds the memory available ({available:,} bytes); "
+            "use a smaller model or batch; --force runs it anyway"
+        )
+    model = spec.model(allocate=False)
+    chain = model.chain(spec.batch)
+    params = 2 * model.param_bytes
+    temporaries = temporary_bound_bytes(model, spec.batch)
+    needed = params + temporaries + simulate(build("store-all", chain), chain).peak_bytes
+    if needed <= available:
+        return needed
+    hint = "use a smaller model or batch"
+    left = available - params - temporaries
+    if left > 0:
+        try:
+            plan = select(chain, left)
+            hint = (
+                f"within the {left:,} bytes left beside the parameters, {plan.strategy} "
+                f"(accounted peak {plan.peak_bytes:,} bytes) would fit: see tradeoff plan "
+                f"--budget {left}; measuring also runs store-all for the gradient check"
+            )
+        except ValueError:
+            pass
+    raise ValueError(
+        f"this model needs {needed:,} bytes (store-all's accounted peak, the parameters and "
+        f"their gradients, temporaries), which exceeds the memory available ({available:,} "
+        f"bytes); {hint}; --force runs it anyway"
+    )
 
 
 def param_names(model: MLP) -> list[str]:
