@@ -14,6 +14,16 @@ from .chain import BlockCost, Chain
 from .layers import ACTIVATIONS, LOSSES
 from .meter import PHASES
 from .model import DTYPES, MLP, make_batch, xor_network
+from .planner import (
+    OptimalSolution,
+    Plan,
+    frontier,
+    optimal,
+    parse_budget,
+    select,
+    smallest_peak,
+    solve_optimal,
+)
 from .runner import RunResult, check_batch, infer, predict, run
 from .schedule import (
     Backward,
@@ -58,6 +68,8 @@ __all__ = [
     "InvalidSchedule",
     "Loss",
     "MLP",
+    "OptimalSolution",
+    "Plan",
     "Prediction",
     "Restore",
     "RunResult",
@@ -66,15 +78,21 @@ __all__ = [
     "build",
     "check_batch",
     "describe",
+    "frontier",
     "infer",
     "make_batch",
+    "optimal",
     "parse",
+    "parse_budget",
     "predict",
     "recompute_all",
     "revolve",
     "revolve_recompute",
     "run",
+    "select",
     "simulate",
+    "smallest_peak",
+    "solve_optimal",
     "sqrt_checkpoint",
     "store_all",
     "xor_network",

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 
 from .chain import Chain
-from .schedule import Backward, Drop, Forward, Loss, Restore, Save, Schedule
+from .schedule import Backward, Drop, Forward, Loss, Restore, Save, Schedule, simulate
 
 
 def store_all(n: int) -> Schedule:
@@ -195,11 +195,23 @@ def _build_revolve(chain: Chain, slots: int | None = None) -> Schedule:
     return revolve(chain.n, slots)
 
 
+def _build_optimal(chain: Chain, budget: int | None = None) -> Schedule:
+    # Imported here because the planner builds on this module (an import cycle otherwise).
+    from .planner import optimal
+
+    # By default sqrt's accounted peak, so that optimal answers "as cheap as possible in
+    # sqrt's memory".
+    if budget is None:
+        budget = simulate(sqrt_checkpoint(chain.n), chain).peak_bytes
+    return optimal(chain, budget)
+
+
 STRATEGIES: dict[str, Callable[..., Schedule]] = {
     "store-all": _build_store_all,
     "recompute-all": _build_recompute_all,
     "sqrt": _build_sqrt,
     "revolve": _build_revolve,
+    "optimal": _build_optimal,
 }
 
 
