@@ -493,25 +493,49 @@ def solve_optimal(
     if simulate(full, chain).peak_bytes <= budget:
         return OptimalSolution(full, "store-all", 1, budget, _forward_flops(chain, full))
     if method == "frontiers":
-        tables, grid_budget = _exact_tables(chain), budget
+        tables = _exact_tables(chain)
         if tables.front[0, chain.n].peaks[0] + tables.sizes.x[0] > budget:
             raise _too_small(budget, smallest_peak(chain))
-    else:
-        grid_budget = budget // unit
-        tables = _GridTables(chain, unit, grid_budget)
-        if tables.value(0, chain.n, grid_budget - tables.sizes.x[0]) == INF:
-            lean = _lean_tables(chain)
-            if budget < lean.smallest_peak:
-                raise _too_small(budget, lean.smallest_peak)
-            # The budget fits a plan that the rounded sizes do not: the leanest one.
-            schedule = lean.schedule()
-            return OptimalSolution(
-                schedule, "smallest-peak", unit, budget, _forward_flops(chain, schedule)
-            )
-    schedule = _emit(tables.sizes, tables.prefix, tables.peaks, tables.value, grid_budget)
-    exact = method == "frontiers" or unit == size_gcd(chain)
-    mode = "exact" if exact else "discretised"
-    return OptimalSolution(schedule, mode, unit, budget, _forward_flops(chain, schedule))
+        schedule = _emit(tables.sizes, tables.prefix, tables.peaks, tables.value, budget)
+        return OptimalSolution(schedule, "exact", 1, budget, _forward_flops(chain, schedule))
+    schedule = _grid_plan(chain, budget, unit)
+    if schedule is not None:
+        mode = "exact" if unit == size_gcd(chain) else "discretised"
+        return OptimalSolution(schedule, mode, unit, budget, _forward_flops(chain, schedule))
+    lean = _lean_tables(chain)
+    if budget < lean.smallest_peak:
+        raise _too_small(budget, lean.smallest_peak)
+    # The budget fits a plan that the rounded sizes miss: the leanest one.
+    schedule = lean.schedule()
+    return OptimalSolution(schedule, "smallest-peak", unit, budget, _forward_flops(chain, schedule))
+
+
+def _grid_plan(chain: Chain, budget: int, unit: int) -> Schedule | None:
+    """The cheapest plan of a grid of ``unit`` bytes that truly fits ``budget`` (None: none).
+
+    Rounded sizes overstate peaks, so a grid plan for budget // unit units always fits, and one
+    for a few units more often does too: the grid reaches (2n + 4) units (at most a quarter)
+    past the budget, and its plans are tried from the largest grid budget down, each checked by
+    ``simulate``, down to budget // unit.
+    """
+    safe = budget // unit
+    slack = 0 if unit == size_gcd(chain) else min(2 * chain.n + 4, max(1, safe // 4))
+    tables = _GridTables(chain, unit, safe + slack)
+    x0 = tables.sizes.x[0]
+    row = tables.rows[0][chain.n]  # nonincreasing in the local budget m - x0
+
+    def drops(m: int) -> bool:  # the smallest grid budget of its cost
+        here = m - x0
+        return here >= 0 and row[here] < (row[here - 1] if here > 0 else INF)
+
+    for m in range(safe + slack, safe, -1):
+        if drops(m):
+            schedule = _emit(tables.sizes, tables.prefix, tables.peaks, tables.value, m)
+            if simulate(schedule, chain).peak_bytes <= budget:
+                return schedule
+    if tables.value(0, chain.n, safe - x0) == INF:
+        return None
+    return _emit(tables.sizes, tables.prefix, tables.peaks, tables.value, safe)
 
 
 def optimal(
@@ -541,9 +565,11 @@ def optimal(
     up keeps every plan within the budget. A peak is a sum of at most 2n + 3 sizes (x[0..n],
     n tapes, two gradients), each rounded up by less than u, so the grid plan costs no more
     than the exact optimum at budget - (2n + 4) u; with u the gcd nothing rounds and the grid
-    is exact. "auto" takes that exact grid when ceil(budget / units) <= gcd, else exact
-    frontiers up to EXACT_MAX_BLOCKS blocks, else the rounding grid. At or above store-all's
-    peak the answer is store-all.
+    is exact. To win back some of the rounding, the grid also reaches a few units past the
+    budget and keeps the cheapest of its plans whose simulated peak still fits (measured cost
+    against exact: reports/planner.md). "auto" takes the exact grid when
+    ceil(budget / units) <= gcd, else exact frontiers up to EXACT_MAX_BLOCKS blocks, else the
+    rounding grid. At or above store-all's peak the answer is store-all.
 
     Raises ValueError when the budget is below the smallest feasible peak, naming it.
     """
