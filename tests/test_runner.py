@@ -194,13 +194,21 @@ def test_finite_checks_see_every_non_finite_and_pass_huge_finite_values(dtype):
     x, y = tradeoff.make_batch(model, 4)
     big = np.finfo(dtype).max
     x[...] = [[big, -big, 0.0]] * 4  # finite, however large
-    tradeoff.check_batch(model, x, y)
+    with np.errstate(all="raise"):  # the check's own overflow is not the caller's error
+        tradeoff.check_batch(model, x, y)
+        model.params[0][0, 0] = big
+        tradeoff.check_batch(model, x, y)
+    tradeoff.check_batch(model, np.asfortranarray(x), y)
     for bad in (np.nan, np.inf, -np.inf):
         for where in ((0, 0), (3, 2), (1, 1)):
             z = x.copy()
             z[where] = bad
-            with pytest.raises(ValueError, match="x contains NaN or inf"):
-                tradeoff.run(model, z, y)
+            wide = np.zeros((4, 6), dtype=dtype)
+            wide[:, ::2] = z
+            # C order, Fortran order, and a strided view (the check cannot flatten it)
+            for case in (z, np.asfortranarray(z), wide[:, ::2]):
+                with pytest.raises(ValueError, match="x contains NaN or inf"):
+                    tradeoff.run(model, case, y)
 
 
 @pytest.mark.parametrize(

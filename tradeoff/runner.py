@@ -117,7 +117,9 @@ def check_batch(model: MLP, x: Array, y: Array, *, params: bool = True) -> Array
         raise ValueError("x must hold at least one example")
     if x.dtype != model.dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model is {model.dtype}")
-    if not _all_finite(x):
+    with np.errstate(over="ignore"):
+        finite = _all_finite(x)
+    if not finite:
         raise ValueError("x contains NaN or inf")
     if params:
         _check_params(0, model.params)
@@ -131,15 +133,20 @@ def check_batch(model: MLP, x: Array, y: Array, *, params: bool = True) -> Array
 
 
 def _all_finite(a: Array) -> bool:
-    """Whether every element of a float array is finite, without a temporary array.
+    """Whether every element of a float array is finite: one pass, no temporary array.
 
-    NaN propagates through min and max, and an infinity is the min or the max, so both are
-    finite exactly when every element is. np.isfinite(a).all() would allocate a boolean array
-    of a's size, which inside a step would count against the measured temporaries.
+    The dot product of the flattened array with itself is finite when every element is: NaN
+    and infinities propagate into it. It is also infinite when huge finite values overflow the
+    sum of their squares; min and max then decide exactly (NaN propagates through them, and an
+    infinity is an extreme). The BLAS dot is the fastest pass numpy has over an array (about
+    twice as fast as min and max together), which matters because run() checks every parameter
+    every step; np.isfinite(a).all() would also allocate a boolean array of a's size. The
+    caller silences overflow (np.errstate), which here is a finding, not an error.
     """
-    if not a.size:
-        return True
-    # The ufuncs' reduce directly: a.min() adds a Python wrapper, paid for every parameter.
+    if a.flags.c_contiguous or a.flags.f_contiguous:  # flattened without a copy
+        flat = a.ravel(order="K")
+        if np.isfinite(np.dot(flat, flat)):
+            return True
     return bool(
         np.isfinite(np.minimum.reduce(a, axis=None))
         and np.isfinite(np.maximum.reduce(a, axis=None))
@@ -149,9 +156,10 @@ def _all_finite(a: Array) -> bool:
 def _check_params(first: int, params: list[Array]) -> None:
     """Raise ValueError naming the first of ``params`` (numbered from ``first``) that is not
     finite."""
-    for k, p in enumerate(params, start=first):
-        if not _all_finite(p):
-            raise ValueError(f"parameter {k} of the model contains NaN or inf")
+    with np.errstate(over="ignore"):
+        for k, p in enumerate(params, start=first):
+            if not _all_finite(p):
+                raise ValueError(f"parameter {k} of the model contains NaN or inf")
 
 
 def run(
