@@ -71,6 +71,7 @@ def heterogeneous_mlp(blocks: int, seed: int) -> tradeoff.MLP:
 
 
 def bench_revolve() -> list[dict]:
+    """a. revolve's generation time at n = REVOLVE_N, and its recompute count against t(n, s)."""
     rows = []
     for slots in REVOLVE_SLOTS:
         seconds = median_seconds(lambda s=slots: tradeoff.revolve(REVOLVE_N, s), REVOLVE_REPEATS)
@@ -91,6 +92,7 @@ def bench_revolve() -> list[dict]:
 
 
 def bench_long_chain() -> list[dict]:
+    """b. optimal (auto: discretised at this length) on a long heterogeneous MLP."""
     chain = heterogeneous_mlp(LONG_BLOCKS, SEED).chain(LONG_BATCH)
     full = simulate(tradeoff.store_all(chain.n), chain)
     sqrt = simulate(tradeoff.build("sqrt", chain), chain)
@@ -120,6 +122,7 @@ def bench_long_chain() -> list[dict]:
 
 
 def bench_rounding() -> list[dict]:
+    """c. the discretised mode's FLOPs over exact, at every budget of the exact frontier."""
     rows = []
     for n in COMPARE_BLOCKS:
         for seed in COMPARE_SEEDS:
@@ -147,6 +150,7 @@ def bench_rounding() -> list[dict]:
 
 
 def bench_transformer() -> dict:
+    """d. select on the 96-layer transformer-like chain at TRANSFORMER_BUDGET."""
     chain = transformer_chain(layers=TRANSFORMER_LAYERS)
     full = simulate(tradeoff.store_all(chain.n), chain)
     budget = tradeoff.parse_budget(TRANSFORMER_BUDGET, full.peak_bytes)
@@ -166,6 +170,7 @@ def bench_transformer() -> dict:
 
 
 def markdown(data: dict) -> str:
+    """reports/planner.md from the measurements."""
     lines = [
         "# Planner benchmark",
         "",
