@@ -244,3 +244,29 @@ def test_run_leaves_no_state_between_runs():
         tradeoff.run(model, x, y, "store-all")
     model.params[2][...] = saved
     assert same_result(tradeoff.run(model, x, y, "sqrt"), base)
+
+
+def test_the_benchmark_runs_in_quick_mode(tmp_path):
+    """experiments/bench_runner.py --quick (without torch: the tests never import it) runs in a
+    few seconds and writes a report whose references are what they claim to be."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "experiments" / "bench_runner.py"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--no-torch", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    report = json.loads((tmp_path / "performance.json").read_text())
+    assert "torch" not in report["environment"]
+    for m in report["models"]:
+        assert m["hand"]["bit_identical"]  # the hand-written step is the same arithmetic
+        assert m["hand"]["ratio"] > 0
+        assert "sqrt" in m["strategies"] and "recompute-all" in m["strategies"]
+        assert all(s["bit_identical"] for s in m["strategies"].values())
+    text = (tmp_path / "performance.md").read_text()
+    assert "experiments/bench_runner.py --quick --no-torch" in text
