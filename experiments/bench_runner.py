@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -37,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 import tradeoff
-from tradeoff.schedule import Backward, Forward, simulate
+from tradeoff import runner as runner_module
+from tradeoff.schedule import Backward, Forward
 from tradeoff.strategies import segment_starts
 
 # --- configuration ---------------------------------------------------------------------------
@@ -66,7 +68,6 @@ QUIET_WAIT_S = 20.0  # the longest wait for a quiet machine before a pair
 MAX_ATTEMPTS = 3  # pairs measured at most, per pair wanted
 OP_REPEATS = 7  # sweeps over the ops of one step, timed one op at a time
 QUICK_OP_REPEATS = 2
-WALK_REPEATS = 20
 # Targets of issue 6.
 HAND_TARGET = 1.10  # runner store-all / hand-written numpy
 FLOPS_TOLERANCE = 0.15  # |time ratio / FLOPs ratio - 1| on the first model
@@ -329,14 +330,56 @@ def op_sum(schedule, ops: dict) -> float:
     return total
 
 
-def walk_time(schedule, chain, repeats: int) -> float:
-    """Median time of the array-free walk (validation, accounting) of a schedule."""
-    times = []
-    for _ in range(repeats):
+def own_time(model, x, y, schedule, grads, repeats: int, pause: float, monitor: Monitor):
+    """The runner's own share of a step: its wall time less the time spent inside its ops.
+
+    What is left is the walk, the meter, the validation and set-up, and the freeing of the
+    arrays the walk lets go of. The ops are timed by wrapping the runner's private
+    _ArrayOps for the duration (the wrappers cost well under a microsecond per action).
+    """
+    base = runner_module._ArrayOps
+    inside = [0.0]
+
+    def timed(method):
+        def wrapper(self, *args):
+            start = time.perf_counter()
+            result = method(self, *args)
+            inside[0] += time.perf_counter() - start
+            return result
+
+        return wrapper
+
+    class TimedOps(base):
+        forward = timed(base.forward)
+        loss = timed(base.loss)
+        backward = timed(base.backward)
+
+    def one():
+        inside[0] = 0.0
         start = time.perf_counter()
-        simulate(schedule, chain)
-        times.append(time.perf_counter() - start)
-    return median(times)
+        tradeoff.run(model, x, y, schedule, grads=grads)
+        total = time.perf_counter() - start
+        return total, total - inside[0]
+
+    runner_module._ArrayOps = TimedOps
+    try:
+        runs = quiet_runs(one, repeats, pause, monitor)
+    finally:
+        runner_module._ArrayOps = base
+    return {
+        "step_s": median(r[0] for r in runs),
+        "own_s": median(r[1] for r in runs),
+        "own_fraction": median(r[1] / r[0] for r in runs),
+    }
+
+
+def page_faults(fn, repeats: int) -> float:
+    """Minor page faults per call of fn (after two warm-up calls), from getrusage."""
+    fn(), fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(repeats):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / repeats
 
 
 def matmul_throughput(model, x, repeats: int, pause: float, monitor: Monitor) -> dict:
@@ -569,14 +612,23 @@ def bench_model(spec: dict, cfg: Settings, torch, log) -> dict:
     store_all_schedule = tradeoff.build("store-all", chain)
     out["ops"] = ops
     out["op_sum_store_all_s"] = op_sum(store_all_schedule, ops)
+    # The throughput each kind of op reaches inside a step (its FLOPs over its time).
+    out["ops_gflops"] = {
+        "forward": sum(b.forward_flops for b in chain.blocks) / sum(ops["forward_s"]) / 1e9,
+        "backward": sum(b.backward_flops for b in chain.blocks) / sum(ops["backward_s"]) / 1e9,
+    }
     out["matmul_gflops"] = matmul_throughput(model, x, cfg.op_repeats, cfg.pause, cfg.monitor)
     out["strategies"], out["skipped"] = {}, {}
     store_flops = base.flops["total"]
     out["store_all"] = {
         "flops": base.flops,
         "peak_bytes": base.peak_bytes,
-        "walk_s": walk_time(store_all_schedule, chain, WALK_REPEATS),
+        "own": own_time(
+            model, x, y, store_all_schedule, grads, cfg.op_repeats, cfg.pause, cfg.monitor
+        ),
         "actions": len(store_all_schedule),
+        "page_faults": page_faults(runner_store_all, cfg.op_repeats),
+        "hand_page_faults": page_faults(hand, cfg.op_repeats),
     }
     for name in OTHER_STRATEGIES:
         if name not in tradeoff.STRATEGIES:
@@ -611,7 +663,9 @@ def bench_model(spec: dict, cfg: Settings, torch, log) -> dict:
             "time_over_op_sum": timing["ratio"] / predicted,
             "peak_bytes": r.peak_bytes,
             "bit_identical": all(g.tobytes() == h.tobytes() for g, h in zip(strategy_grads, grads)),
-            "walk_s": walk_time(schedule, chain, WALK_REPEATS),
+            "own": own_time(
+                model, x, y, schedule, strategy_grads, cfg.op_repeats, cfg.pause, cfg.monitor
+            ),
             "actions": len(schedule),
             "timing": timing,
         }
@@ -639,6 +693,7 @@ def bench_model(spec: dict, cfg: Settings, torch, log) -> dict:
             "store_all_vs_autograd": vs_autograd,
             "sqrt_vs_checkpoint": vs_checkpoint,
             "checkpoint_over_autograd": vs_checkpoint["b_s"] / vs_autograd["b_s"],
+            "page_faults_autograd": page_faults(autograd, cfg.op_repeats),
             "grad_rel_diff_autograd": relative_difference(grads, autograd_grads),
             "grad_rel_diff_checkpoint": relative_difference(grads, checkpoint_grads),
             "loss_rel_diff": abs(float(base.loss) - torch_loss.item()) / abs(torch_loss.item()),
@@ -778,20 +833,29 @@ def markdown(report: dict) -> str:
             ]
         lines += [
             "",
-            "The runner's own bookkeeping, measured alone: the array-free walk of the schedule "
-            "(validation and accounting, the same state machine the runner goes through) takes "
-            f"{ms(m['store_all']['walk_s'])} for store-all ({m['store_all']['actions']} actions)"
-            + "".join(
-                f", {ms(s['walk_s'])} for {name} ({s['actions']} actions)"
-                for name, s in m["strategies"].items()
+            "The runner's own time (its wall time less the time inside its ops: the walk, the "
+            "meter, validation, set-up, and freeing what the walk lets go of): "
+            + ", ".join(
+                f"{name} {ms(c['own']['own_s'])} of {ms(c['own']['step_s'])} "
+                f"({c['own']['own_fraction']:.1%}, {c['actions']} actions)"
+                for name, c in [("store-all", m["store_all"]), *m["strategies"].items()]
             )
             + ".",
             "",
-            "Matmul throughput of one block's three shapes, hot in cache: "
+            "Inside a store-all step, forward blocks run at "
+            f"{m['ops_gflops']['forward']:.1f} GFLOP/s and backward blocks at "
+            f"{m['ops_gflops']['backward']:.1f} GFLOP/s (each op timed alone; they sum to "
+            f"{ms(m['op_sum_store_all_s'])}: forward blocks {ms(sum(m['ops']['forward_s']))}, "
+            f"loss {ms(m['ops']['loss_s'])}, backward blocks {ms(sum(m['ops']['backward_s']))}). "
+            "Matmul throughput of one block's three shapes, hot in cache, back to back: "
             + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in m["matmul_gflops"].items())
-            + ". One store-all step's ops timed one at a time sum to "
-            f"{ms(m['op_sum_store_all_s'])} (forward blocks {ms(sum(m['ops']['forward_s']))}, "
-            f"loss {ms(m['ops']['loss_s'])}, backward blocks {ms(sum(m['ops']['backward_s']))}).",
+            + ".",
+            "",
+            "Minor page faults per step: runner store-all "
+            f"{m['store_all']['page_faults']:.0f}, hand-written numpy "
+            f"{m['store_all']['hand_page_faults']:.0f}"
+            + (f", torch autograd {t['page_faults_autograd']:.0f}" if t is not None else "")
+            + ".",
         ]
     lines += ["", "## Why a time ratio departs from the FLOPs ratio", "", report["notes"], ""]
     lines += ["## Environment", "", environment_summary(env), "", "```"]
@@ -818,18 +882,36 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-NOTES = (
-    "A strategy's FLOPs ratio weighs a recomputed forward like any other FLOP. Its time ratio "
-    "weighs it by the forward's actual speed: a Linear forward is one matmul plus a bias add and "
-    "an activation, a backward is two matmuls (dx, dW), a bias reduction and the activation's "
-    "derivative, and each runs at the throughput of its own shape (see the matmul line above). "
-    "The *per-op sum ratio* column is the time the strategy would take if it cost exactly the "
-    "sum of its ops, each timed alone outside the runner (same arrays, same BLAS calls), over "
-    "the same sum for store-all: it includes no walk, no meter and no validation. Where the "
-    "measured time ratio agrees with the per-op sum ratio but not with the FLOPs ratio, the gap "
-    "is the ops' own throughput, not the runner's overhead; the walk times above bound the "
-    "overhead the runner adds per action."
-)
+def notes(results: list[dict]) -> str:
+    """Why a time ratio departs from its FLOPs ratio, with this run's figures."""
+    text = [
+        "A strategy's FLOPs ratio weighs a recomputed forward like any other FLOP; its time "
+        "ratio weighs it by what a forward actually costs. A forward block is one matmul, a bias "
+        "add and the activation; a backward block two matmuls (dx and dW; block 0 skips dx), a "
+        "bias reduction and the activation's derivative; each runs at the throughput of its own "
+        "shapes and memory traffic. The *per-op sum ratio* column is the time each strategy "
+        "would take if it cost exactly the sum of its ops, each timed alone outside the runner "
+        "(the same layer code and BLAS calls, no walk, no meter, no validation), over the same "
+        "sum for store-all. Where the measured time ratio follows the per-op sum ratio rather "
+        "than the FLOPs ratio, the gap is the ops' own throughput, not the runner; the runner's "
+        "own time is measured directly below each table."
+    ]
+    for m in results:
+        g = m["ops_gflops"]
+        own = [m["store_all"]["own"]["own_fraction"]]
+        own += [s["own"]["own_fraction"] for s in m["strategies"].values()]
+        text.append(
+            f"On {m['spec']['name']}, forward blocks run at {g['forward']:.1f} GFLOP/s and "
+            f"backward blocks at {g['backward']:.1f} GFLOP/s inside a step, so each recomputed "
+            "forward costs "
+            + ("less" if g["forward"] > g["backward"] else "more")
+            + " time per FLOP than the step's average: a recompute-heavy strategy's time ratio "
+            "is expected "
+            + ("below" if g["forward"] > g["backward"] else "above")
+            + " its FLOPs ratio. The runner's own time is "
+            f"{min(own):.1%} to {max(own):.1%} of a step."
+        )
+    return "\n\n".join(text)
 
 
 def main(argv=None) -> int:
@@ -889,7 +971,7 @@ def main(argv=None) -> int:
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "models": results,
-        "notes": NOTES,
+        "notes": notes(results),
     }
     report["verdicts"] = verdicts(results)
     for target, met, evidence in report["verdicts"]:
