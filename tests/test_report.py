@@ -98,7 +98,10 @@ def test_report_claims_match_the_rows(data_dir, tmp_path):
             r"compare.jsonl:1: a row without",
         ),
         (lambda d: (d / "frontier.json").write_text("{"), "frontier.json is not valid JSON"),
-        (lambda d: (d / "frontier.json").write_text('{"model": {}}'), "frontier.json lacks 'points'"),
+        (
+            lambda d: (d / "frontier.json").write_text('{"model": {}}'),
+            "frontier.json lacks 'points'",
+        ),
         (lambda d: (d / "depth.jsonl").write_text(""), "depth.jsonl holds no rows"),
     ],
 )
