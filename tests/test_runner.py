@@ -198,6 +198,12 @@ def test_finite_checks_see_every_non_finite_and_pass_huge_finite_values(dtype):
         tradeoff.check_batch(model, x, y)
         model.params[0][0, 0] = big
         tradeoff.check_batch(model, x, y)
+        tiny = x.copy()
+        tiny[...] = np.finfo(dtype).smallest_subnormal  # its square underflows
+        tradeoff.check_batch(model, tiny, y)
+        tiny[0, 0] = np.nan  # found as a value, not raised as a floating-point error
+        with pytest.raises(ValueError, match="x contains NaN or inf"):
+            tradeoff.check_batch(model, tiny, y)
     tradeoff.check_batch(model, np.asfortranarray(x), y)
     for bad in (np.nan, np.inf, -np.inf):
         for where in ((0, 0), (3, 2), (1, 1)):

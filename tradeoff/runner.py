@@ -117,7 +117,7 @@ def check_batch(model: MLP, x: Array, y: Array, *, params: bool = True) -> Array
         raise ValueError("x must hold at least one example")
     if x.dtype != model.dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model is {model.dtype}")
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):
         finite = _all_finite(x)
     if not finite:
         raise ValueError("x contains NaN or inf")
@@ -141,7 +141,7 @@ def _all_finite(a: Array) -> bool:
     infinity is an extreme). The BLAS dot is the fastest pass numpy has over an array (about
     twice as fast as min and max together), which matters because run() checks every parameter
     every step; np.isfinite(a).all() would also allocate a boolean array of a's size. The
-    caller silences overflow (np.errstate), which here is a finding, not an error.
+    caller silences floating-point errors (np.errstate): here an overflow is a finding.
     """
     if a.flags.c_contiguous or a.flags.f_contiguous:  # flattened without a copy
         flat = a.ravel(order="K")
@@ -156,7 +156,7 @@ def _all_finite(a: Array) -> bool:
 def _check_params(first: int, params: list[Array]) -> None:
     """Raise ValueError naming the first of ``params`` (numbered from ``first``) that is not
     finite."""
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):
         for k, p in enumerate(params, start=first):
             if not _all_finite(p):
                 raise ValueError(f"parameter {k} of the model contains NaN or inf")
