@@ -24,6 +24,7 @@ import datetime
 import inspect
 import json
 import math
+import mmap
 import os
 import platform
 import resource
@@ -143,13 +144,22 @@ def interleave(a, b, pairs: int, pause: float, monitor: Monitor, repeats: int = 
             if k and pause:
                 time.sleep(pause)
             best = math.inf
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(repeats):
                 start = time.perf_counter()
                 fn()
                 best = min(best, time.perf_counter() - start)
-            pair.append(best)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            pair += [best, faults / repeats]
         others = monitor.others(snap)
-        record = {"a_s": pair[0], "b_s": pair[1], "others_cores": others, "waited_s": waited}
+        record = {
+            "a_s": pair[0],
+            "b_s": pair[2],
+            "a_faults": pair[1],
+            "b_faults": pair[3],
+            "others_cores": others,
+            "waited_s": waited,
+        }
         (quiet if others <= QUIET_CORES else noisy).append(record)
     used = quiet if len(quiet) >= pairs else quiet + noisy
     ratios = [p["a_s"] / p["b_s"] for p in used]
@@ -157,6 +167,8 @@ def interleave(a, b, pairs: int, pause: float, monitor: Monitor, repeats: int = 
         "a_s": median([p["a_s"] for p in used]),
         "b_s": median([p["b_s"] for p in used]),
         "ratio": median(ratios),
+        "a_faults": median([p["a_faults"] for p in used]),
+        "b_faults": median([p["b_faults"] for p in used]),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
         "quiet": len(quiet) >= pairs,
@@ -373,13 +385,26 @@ def own_time(model, x, y, schedule, grads, repeats: int, pause: float, monitor: 
     }
 
 
-def page_faults(fn, repeats: int) -> float:
-    """Minor page faults per call of fn (after two warm-up calls), from getrusage."""
-    fn(), fn()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def page_fault_cost(repeats: int) -> float:
+    """Seconds per minor page fault here: the first fill of a fresh 64 MiB anonymous mapping
+    (every page faults in, zeroed by the kernel) less a second fill of the same pages.
+
+    A plain mapping, not numpy's allocator, which may ask for huge pages at this size."""
+    costs = []
     for _ in range(repeats):
-        fn()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / repeats
+        with mmap.mmap(-1, 64 << 20) as mapping:
+            a = np.frombuffer(mapping, dtype=np.uint8)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            a.fill(1)
+            first = time.perf_counter() - start
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            start = time.perf_counter()
+            a.fill(2)
+            second = time.perf_counter() - start
+            del a
+        costs.append((first - second) / max(faults, 1))
+    return median(costs)
 
 
 def matmul_throughput(model, x, repeats: int, pause: float, monitor: Monitor) -> dict:
@@ -627,8 +652,6 @@ def bench_model(spec: dict, cfg: Settings, torch, log) -> dict:
             model, x, y, store_all_schedule, grads, cfg.op_repeats, cfg.pause, cfg.monitor
         ),
         "actions": len(store_all_schedule),
-        "page_faults": page_faults(runner_store_all, cfg.op_repeats),
-        "hand_page_faults": page_faults(hand, cfg.op_repeats),
     }
     for name in OTHER_STRATEGIES:
         if name not in tradeoff.STRATEGIES:
@@ -693,7 +716,6 @@ def bench_model(spec: dict, cfg: Settings, torch, log) -> dict:
             "store_all_vs_autograd": vs_autograd,
             "sqrt_vs_checkpoint": vs_checkpoint,
             "checkpoint_over_autograd": vs_checkpoint["b_s"] / vs_autograd["b_s"],
-            "page_faults_autograd": page_faults(autograd, cfg.op_repeats),
             "grad_rel_diff_autograd": relative_difference(grads, autograd_grads),
             "grad_rel_diff_checkpoint": relative_difference(grads, checkpoint_grads),
             "loss_rel_diff": abs(float(base.loss) - torch_loss.item()) / abs(torch_loss.item()),
@@ -851,10 +873,22 @@ def markdown(report: dict) -> str:
             + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in m["matmul_gflops"].items())
             + ".",
             "",
-            "Minor page faults per step: runner store-all "
-            f"{m['store_all']['page_faults']:.0f}, hand-written numpy "
-            f"{m['store_all']['hand_page_faults']:.0f}"
-            + (f", torch autograd {t['page_faults_autograd']:.0f}" if t is not None else "")
+            "Minor page faults per call, counted during the pairs above (memory the allocator "
+            "returned to the OS after the previous call, which the kernel maps and zeroes "
+            f"again), at {report['page_fault_s'] * 1e6:.2f} µs each as measured here: "
+            + "; ".join(
+                f"{label} {c['a_faults']:.0f} against {c['b_faults']:.0f} "
+                f"(~{ms(c['a_faults'] * report['page_fault_s'])} against "
+                f"~{ms(c['b_faults'] * report['page_fault_s'])})"
+                for label, c in [
+                    ("runner store-all / hand-written numpy", m["hand"]),
+                    *(
+                        [("runner store-all / torch autograd", t["store_all_vs_autograd"])]
+                        if t is not None
+                        else []
+                    ),
+                ]
+            )
             + ".",
         ]
     lines += ["", "## Why a time ratio departs from the FLOPs ratio", "", report["notes"], ""]
@@ -968,6 +1002,7 @@ def main(argv=None) -> int:
             "max_attempts": MAX_ATTEMPTS,
         },
         "environment": environment(torch),
+        "page_fault_s": page_fault_cost(cfg.op_repeats),
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "models": results,
