@@ -1,6 +1,11 @@
 """tradeoff report: every figure and README from rows, byte-identical on a rerun; bad data."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -119,3 +124,39 @@ def test_bad_data_exits_2_and_writes_nothing(data_dir, tmp_path, damage, message
 
     assert re.search(message, result.stderr), result.stderr
     assert not out.exists() or not any(out.rglob("*.*"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("delay", [0.8, 1.6])
+def test_interrupted_report_leaves_only_whole_files(data_dir, tmp_path, sig, delay):
+    reference = tmp_path / "reference"
+    assert report(data_dir, reference).exit_code == 0
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "tradeoff",
+        "report",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(delay)
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGINT and process.returncode != 0:
+        assert process.returncode == 130 and b"Traceback" not in stderr, stderr
+
+    def whole(directory):
+        for path in directory.rglob("*"):
+            if path.is_file():
+                assert path.read_bytes() == (reference / path.relative_to(directory)).read_bytes()
+
+    if out.exists():
+        whole(out)  # every file there is complete: identical to the reference's
+    assert report(data_dir, out).exit_code == 0  # a rerun completes
+    whole(out)
+    assert not [p for p in out.rglob("*.tmp")]

@@ -520,7 +520,11 @@ def report(data, out):
     out_dir = Path(out)
     if not out_dir.parent.is_dir():
         raise click.UsageError(f"cannot write into {out}: '{out_dir.parent}' does not exist")
-    written = write_report(Path(data), out_dir)
+    try:
+        written = write_report(Path(data), out_dir)
+    except KeyboardInterrupt:
+        click.echo("Interrupted: files already written are whole; rerun to finish.", err=True)
+        raise SystemExit(130) from None
     click.echo(f"wrote {len(written)} files into {out}", err=True)
 
 

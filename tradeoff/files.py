@@ -12,11 +12,19 @@ from typing import IO
 def write_atomically(path: Path, write: Callable[[IO], None], binary: bool = False) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, rename over ``path``.
 
-    The temporary file is removed if anything fails, so no half-written file is ever left.
+    The temporary file is removed if anything fails, so no half-written file is ever left; one
+    left by a process killed outright is removed by the next write to the same path.
     """
     path = Path(path)
+    # A writer killed by SIGKILL cannot remove its temporary file: clear such leftovers first.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode an ordinary open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()

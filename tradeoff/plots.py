@@ -7,6 +7,7 @@ that the same rows always give byte-identical SVG files.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from .files import write_atomically
 
@@ -37,11 +38,16 @@ def series_name(row: dict[str, Any]) -> str:
     return f"{row['strategy']} ({options})" if options else row["strategy"]
 
 
-def style(name: str, k: int = 0) -> dict[str, Any]:
-    """Colour and marker of a series: by strategy, revolve's slot counts in shades."""
+REVOLVE_SHADES = {1: "tab:brown", 2: "tab:olive", 3: "tab:pink", 4: "tab:cyan", 5: "tab:gray"}
+
+
+def style(name: str) -> dict[str, Any]:
+    """Colour and marker of a series: by strategy; revolve's slot counts in shades that depend
+    on the count alone, so that a series looks the same in every figure."""
     color, marker = STYLE.get(name.split(" ")[0], ("tab:gray", "x"))
-    if name.startswith("revolve") and k:
-        color = ["tab:green", "tab:olive", "tab:cyan", "tab:brown"][k % 4]
+    slots = re.search(r"slots (\d+)", name)
+    if name.startswith("revolve") and slots:
+        color = REVOLVE_SHADES.get(int(slots.group(1)), color)
     return {"color": color, "marker": marker}
 
 
@@ -65,17 +71,18 @@ def _by_series(rows):
 
 
 def _styled(rows):
-    """(name, rows, style) per series; revolve's slot counts get shades of their own."""
-    revolve_k = 0
+    """(name, rows, style) per series."""
     for name, group in _by_series(rows).items():
-        revolve_k += name.startswith("revolve")
-        yield name, group, style(name, revolve_k)
+        yield name, group, style(name)
 
 
 def _plain_log_ticks(axis) -> None:
-    """Plain numbers (2, 3, 6) rather than powers (2 x 10^0) on a log axis."""
-    axis.set_major_formatter(ScalarFormatter())
-    axis.set_minor_formatter(ScalarFormatter())
+    """Plain numbers at 1, 1.5, 2, 3, 5, 10, 20, ... rather than powers on a log axis."""
+    axis.set_major_locator(
+        FixedLocator([m * 10**e for e in range(-1, 4) for m in (1, 1.5, 2, 3, 5)])
+    )
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def peak_vs_depth(rows: list[dict[str, Any]]) -> Figure:
@@ -143,6 +150,7 @@ def frontier(points: list[dict[str, int]], named: list[dict[str, Any]], model: d
         xlabel="memory budget = accounted peak (MiB)",
         ylabel="total FLOPs / store-all's",
     )
+    _plain_log_ticks(ax.xaxis)
     ax.set_title(f"Compute-memory frontier ({_model_words({'model': model})})")
     ax.legend(loc="upper right")
     ax.grid(True, which="both", alpha=0.3)
@@ -219,7 +227,7 @@ def time_vs_flops(rows: list[dict[str, Any]]) -> Figure:
         ylabel="median time of one step (s)",
     )
     ax.set_title("Does time follow FLOPs?")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     ax.grid(True, which="both", alpha=0.3)
     return fig
 
