@@ -151,8 +151,10 @@ def test_interrupted_report_leaves_only_whole_files(data_dir, tmp_path, sig, del
         assert process.returncode == 130 and b"Traceback" not in stderr, stderr
 
     def whole(directory):
+        # A writer killed outright may leave its hidden temporary (cleared by the next write);
+        # every file that carries a real name is complete.
         for path in directory.rglob("*"):
-            if path.is_file():
+            if path.is_file() and path.suffix != ".tmp":
                 assert path.read_bytes() == (reference / path.relative_to(directory)).read_bytes()
 
     if out.exists():
