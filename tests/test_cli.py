@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,38 @@ def test_xor_json():
         "inputs": [[0, 0], [0, 1], [1, 0], [1, 1]],
         "outputs": [0, 1, 1, 0],
     }
+
+
+def test_plan_json_for_a_chain_file_end_to_end():
+    chain_file = Path(__file__).parent / "data" / "small_chain.json"
+    chain = tradeoff.Chain.from_json(chain_file)
+    result = invoke("plan", "--budget", "0.75", "--chain", str(chain_file), "--json")
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    store_all = tradeoff.simulate(tradeoff.store_all(chain.n), chain)
+    assert plan["budget_bytes"] == int(store_all.peak_bytes * 0.75)
+    assert plan["predicted_peak_bytes"] <= plan["budget_bytes"]
+    schedule = tradeoff.parse(plan["schedule"])
+    assert tradeoff.simulate(schedule, chain).flops == plan["flops"]
+    frontier = plan["frontier"]
+    assert frontier[-1] == {
+        "budget_bytes": store_all.peak_bytes,
+        "total_flops": store_all.flops["total"],
+    }
+    assert all(a["total_flops"] > b["total_flops"] for a, b in zip(frontier, frontier[1:]))
+
+
+def test_plan_for_a_model_prints_the_choice_and_a_frontier_table():
+    result = invoke("plan", "--budget", "1MiB", "--depth", "16", "--width", "128", "--batch", "64")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("for ") and "strategy" in out and "frontier (" in out
+    assert "budget     1,048,576 B" in out
+
+
+def test_run_optimal_fits_its_budget_and_is_bit_identical():
+    result = invoke("run", "--strategy", "optimal", "--budget", "0.9", *SMALL, "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["peak_bytes"] == row["predicted_peak_bytes"] <= row["options"]["budget"]
+    assert row["gradients_identical"]
