@@ -4,9 +4,9 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import identical, same_result
 
 import tradeoff
+from conftest import identical, same_result
 
 COMBOS = list(itertools.product(tradeoff.ACTIVATIONS, tradeoff.LOSSES, tradeoff.DTYPES))
 WIDTHS = (1, 3, 8)
