@@ -163,20 +163,9 @@ def timelines(data: dict[str, Any]) -> Figure:
     fig = Figure(figsize=(6.4, 1.5 + 1.3 * len(items)), layout="constrained")
     axes = fig.subplots(len(items), 1, sharey=True, squeeze=False)[:, 0]
     for ax, (name, timeline) in zip(axes, items):
-        ax.fill_between(
-            range(len(timeline)),
-            np.array(timeline) / MiB,
-            step="mid",
-            alpha=0.35,
-            color=style(name)["color"],
-        )
-        ax.step(
-            range(len(timeline)),
-            np.array(timeline) / MiB,
-            where="mid",
-            lw=0.8,
-            color=style(name)["color"],
-        )
+        steps, live, color = range(len(timeline)), np.array(timeline) / MiB, style(name)["color"]
+        ax.fill_between(steps, live, step="mid", alpha=0.35, color=color)
+        ax.step(steps, live, where="mid", lw=0.8, color=color)
         ax.set_ylabel("live (MiB)")
         ax.set_title(
             f"{name}: {len(timeline)} actions, peak {max(timeline) / MiB:.2f} MiB", loc="left"
