@@ -53,7 +53,7 @@ QUICK_MODELS = (
     {"name": "9x32 float64", "blocks": 9, "width": 32, "batch": 8, "dtype": "float64"},
 )
 ACTIVATION, LOSS, SEED = "relu", "softmax_ce", 0
-PAIRS = 11  # interleaved pairs per comparison (at least 7)
+PAIRS = 21  # interleaved pairs per comparison (at least 7; 21 narrows the median on a noisy host)
 QUICK_PAIRS = 3
 REPEATS = 3  # each side of a pair: the best of this many back-to-back calls
 QUICK_REPEATS = 1
