@@ -276,3 +276,30 @@ def test_the_benchmark_runs_in_quick_mode(tmp_path):
         assert all(s["bit_identical"] for s in m["strategies"].values())
     text = (tmp_path / "performance.md").read_text()
     assert "experiments/bench_runner.py --quick --no-torch" in text
+
+
+@pytest.mark.parametrize("strategy", ["store-all", "sqrt"])
+@pytest.mark.parametrize(
+    "widths, batch, dtype",
+    [([1024] * 17, 256, "float32"), ([256] * 65, 64, "float64")],
+    ids=["16x1024-float32", "64x256-float64"],
+)
+def test_tracemalloc_peak_within_the_performance_bound(strategy, widths, batch, dtype):
+    """Issue 6's bound on the benchmark's two models: a step's tracemalloc peak is at most the
+    accounted peak plus the parameter-gradient bytes plus one op's largest temporary (the
+    per-op part of temporary_bound_bytes, without its interpreter slack)."""
+    from tradeoff.measure import (
+        INTERPRETER_SLACK_BYTES,
+        MeasureRequest,
+        ModelSpec,
+        measure_here,
+        temporary_bound_bytes,
+    )
+
+    spec = ModelSpec(widths=tuple(widths), batch=batch, dtype=dtype)
+    row = measure_here(MeasureRequest(spec, strategy, repeats=1))
+    largest_temporary = temporary_bound_bytes(spec.model(), batch) - INTERPRETER_SLACK_BYTES
+    bound = row["peak_bytes"] + row["param_grad_bytes"] + largest_temporary
+    print(f"{strategy} {widths[1]}x{len(widths) - 1}: traced {row['tracemalloc_peak_bytes']:,}")
+    print(f"  <= {bound:,} (accounted {row['peak_bytes']:,})")
+    assert row["peak_bytes"] - row["batch_bytes"] <= row["tracemalloc_peak_bytes"] <= bound
