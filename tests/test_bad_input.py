@@ -67,6 +67,8 @@ BAD_INPUT = [
         "directory '/nonexistent-dir' does not exist",
     ),
     (["run", "--save-grads", "/"], "Invalid value for '--save-grads'"),
+    # /proc exists and root may "access" it, but no file can be created there
+    (["run", "--save-grads", "/proc/g.npz"], "directory '/proc' is not writable"),
     # compare
     (["compare", "--depth", "0"], "Invalid value for '--depth'"),
     (["compare", "--widths", "3,x"], "not a comma-separated list"),
@@ -90,6 +92,8 @@ BAD_INPUT = [
     (["sweep", "--budget", "-1", "--strategy", "optimal", "--out", "{dir}/s.jsonl"], "budget"),
     (["sweep", "--jobs", "0", "--out", "{dir}/s.jsonl"], "Invalid value for '--jobs'"),
     (["sweep", "--out", "/nonexistent-dir/s.jsonl"], "directory '/nonexistent-dir' does not exist"),
+    (["sweep", "--out", "/proc/s.jsonl"], "directory '/proc' is not writable"),
+    (["sweep", "--out", "{dir}/s.jsonl", "--csv", "/proc/s.csv"], "'/proc' is not writable"),
     (
         ["sweep", "--config", "{dir}/missing.toml", "--out", "{dir}/s.jsonl"],
         "cannot read grid file",
@@ -104,6 +108,7 @@ BAD_INPUT = [
     # report
     (["report", "--data", "/nonexistent-dir", "--out", "{dir}/out"], "missing data file"),
     (["report", "--data", "{dir}", "--out", "/nonexistent-dir/out"], "does not exist"),
+    (["report", "--data", "{dir}", "--out", "/proc/out"], "directory '/proc' is not writable"),
     # unknown commands and options
     (["fly"], "No such command 'fly'"),
     (["run", "--colour"], "No such option '--colour'"),

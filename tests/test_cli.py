@@ -123,6 +123,24 @@ def test_save_grads_equal_the_in_process_gradients(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary left behind
 
 
+def test_a_write_that_fails_after_the_checks_is_an_error_line_not_a_traceback(
+    tmp_path, monkeypatch
+):
+    """A disk that fills up during the run: exit 1, an Error: line, and no file left."""
+
+    def disk_full(path, write, binary=False):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("tradeoff.cli.write_atomically", disk_full)
+    path = tmp_path / "grads.npz"
+    result = invoke("run", *SMALL, "--save-grads", str(path))
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (f"Error: No space left on device ({path})")
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_version_module_entry_and_help_examples():
     done = subprocess.run(
         [sys.executable, "-m", "tradeoff", "--version"], capture_output=True, text=True, timeout=60

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import click
 import numpy as np
 
 from . import __version__
-from .files import write_atomically
+from .files import check_writable, write_atomically
 from .layers import ACTIVATIONS, LOSSES
 from .model import DTYPES, MLP, xor_network
 from .runner import infer, predict
@@ -143,15 +142,26 @@ def checked_output(path: str | None) -> Path | None:
     parent = target.parent
     if not parent.is_dir():
         raise click.UsageError(f"cannot write {path}: directory '{parent}' does not exist")
-    if not os.access(parent, os.W_OK):
-        raise click.UsageError(f"cannot write {path}: directory '{parent}' is not writable")
     if target.is_dir():
         raise click.UsageError(f"cannot write {path}: it is a directory")
+    writable_directory(parent, f"cannot write {path}")
     return target
 
 
+def writable_directory(directory: Path, what: str) -> None:
+    """Refuse, as a usage error, a directory in which no file can be created."""
+    try:
+        check_writable(directory)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise click.UsageError(
+            f"{what}: directory '{directory}' is not writable ({reason})"
+        ) from None
+
+
 def library_errors(fn):
-    """Report the library's ValueError (bad input) as click's exit-2 usage error."""
+    """Report the library's ValueError (bad input) as click's exit-2 usage error, and a failure
+    of the file system after the checks (a full disk, say) as an exit-1 ``Error:`` line."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -159,6 +169,9 @@ def library_errors(fn):
             return fn(*args, **kwargs)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise click.ClickException(f"{error.strerror or error}{where}") from None
 
     return wrapper
 
@@ -373,7 +386,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             for k, (cell, w) in enumerate(zip(line, widths))
         ]
         click.echo("  ".join(cells))
-    click.echo("bytes: accounted activations; tracemalloc: traced peak of the step; RSS: process")
+    from .measure import RSS_INTERVAL_S
+
+    click.echo(
+        "bytes: accounted activations (the dry run predicts them exactly); tracemalloc: traced "
+        f"peak of one step; RSS: the process's resident-set peak, sampled every "
+        f"{RSS_INTERVAL_S * 1e3:g} ms"
+    )
 
 
 @main.command()
@@ -520,6 +539,7 @@ def report(data, out):
     out_dir = Path(out)
     if not out_dir.parent.is_dir():
         raise click.UsageError(f"cannot write into {out}: '{out_dir.parent}' does not exist")
+    writable_directory(out_dir if out_dir.is_dir() else out_dir.parent, f"cannot write into {out}")
     try:
         written = write_report(Path(data), out_dir)
     except KeyboardInterrupt:

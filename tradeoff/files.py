@@ -9,6 +9,18 @@ from pathlib import Path
 from typing import IO
 
 
+def check_writable(directory: Path) -> None:
+    """Raise OSError unless a file can be created in ``directory`` (and is then removed).
+
+    Asking ``os.access`` is not enough: it answers yes to root for read-only mounts and for
+    pseudo-file systems such as /proc and /sys, where creating a file still fails. So this
+    creates the same kind of temporary file that ``write_atomically`` does.
+    """
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tradeoff-probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def write_atomically(path: Path, write: Callable[[IO], None], binary: bool = False) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, rename over ``path``.
 
