@@ -129,6 +129,8 @@ def test_model_is_reproducible_from_its_seed():
     assert not identical(a.params[0], tradeoff.MLP([5, 4, 3], seed=12).params[0])
     assert [p.shape for p in a.params] == [(5, 4), (4,), (4, 3), (3,)]
     assert tradeoff.MLP([5, 4, 3], dtype="float32").params[0].dtype == np.float32
+    for spelling in (np.float32, np.dtype("float32")):  # numpy's own spellings work too
+        assert tradeoff.MLP([5, 4, 3], dtype=spelling).dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -140,6 +142,13 @@ def test_model_is_reproducible_from_its_seed():
         ({"widths": [5, 3], "activation": "gelu"}, "unknown activation 'gelu'"),
         ({"widths": [5, 3], "loss": "hinge"}, "unknown loss 'hinge'"),
         ({"widths": [5, 3], "dtype": "float16"}, "unknown dtype 'float16'"),
+        ({"widths": [5, 3], "dtype": None}, "unknown dtype None"),
+        ({"widths": [5, 3], "seed": -1}, "seed must be a whole number >= 0, got -1"),
+        ({"widths": [5, 3], "seed": 1.5}, "seed must be a whole number >= 0, got 1.5"),
+        ({"widths": [5, 3], "alpha": float("nan")}, "alpha must be a finite number, got nan"),
+        ({"widths": [5, 3], "alpha": "0.1"}, "alpha must be a finite number, got '0.1'"),
+        ({"widths": [5, 4, 3], "activation": "maxout", "pieces": 2.5}, "whole number of pieces"),
+        ({"widths": [5, 4, 3], "activation": "maxout", "pieces": 1}, "2 to 255 pieces, got 1"),
     ],
 )
 def test_bad_model_arguments_are_value_errors(kwargs, message):

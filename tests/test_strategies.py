@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 import tradeoff
@@ -144,6 +145,29 @@ def test_unknown_strategy_and_option_are_value_errors():
         tradeoff.build("store-all", c, segments=2)
     with pytest.raises(ValueError, match="segments must be a whole number >= 1"):
         tradeoff.build("sqrt", c, segments=0)
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: tradeoff.store_all(0), "n must be a whole number >= 1, got 0"),
+        (lambda: tradeoff.recompute_all(-2), "n must be a whole number >= 1, got -2"),
+        (lambda: tradeoff.sqrt_checkpoint(0), "n must be a whole number >= 1, got 0"),
+        (lambda: tradeoff.sqrt_checkpoint(9, 2.5), "segments must be a whole number >= 1"),
+        (lambda: tradeoff.sqrt_checkpoint(9, True), "segments must be a whole number >= 1"),
+        (lambda: tradeoff.revolve(2.0, 2), "n must be a whole number >= 1, got 2.0"),
+    ],
+)
+def test_strategy_functions_reject_what_is_no_chain_length(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_strategy_functions_take_numpy_integers():
+    n, k = np.int64(9), np.int64(3)
+    assert tradeoff.sqrt_checkpoint(n, k) == tradeoff.sqrt_checkpoint(9, 3)
+    assert tradeoff.revolve(n, k) == tradeoff.revolve(9, 3)
+    assert tradeoff.store_all(n) == tradeoff.store_all(9)
 
 
 def test_parse_rejects_garbage():

@@ -205,9 +205,11 @@ class Maxout:
     name = "maxout"
 
     def __init__(self, pieces: int):
+        if isinstance(pieces, bool) or not isinstance(pieces, int | np.integer):
+            raise ValueError(f"maxout needs a whole number of pieces, got {pieces!r}")
         if not 2 <= pieces <= 255:
             raise ValueError(f"maxout needs 2 to 255 pieces, got {pieces}")
-        self.pieces = pieces
+        self.pieces = int(pieces)
 
     def fprop(self, a: Array) -> tuple[Array, Tape]:
         """argmax over the pieces: k - 1 comparisons per output element; the gather is free."""

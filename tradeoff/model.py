@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,6 +78,14 @@ class Block:
         )
 
 
+def _dtype_name(dtype) -> str | None:
+    """'float32' for 'float32', np.float32 or np.dtype('float32'); None for what is no dtype."""
+    try:
+        return np.dtype(dtype).name if dtype is not None else None
+    except TypeError:
+        return None
+
+
 def _placeholder(shape, dtype) -> Array:
     """A read-only array of the right shape and dtype that occupies no memory (stride 0)."""
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
@@ -139,12 +148,17 @@ class MLP:
             )
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
-        if str(dtype) not in DTYPES:
+        dtype_name = _dtype_name(dtype)
+        if dtype_name not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
+            raise ValueError(f"alpha must be a finite number, got {alpha!r}")
         self.widths = [int(w) for w in widths]
         self.activation = activation
         self.loss_name = loss
-        self.dtype = np.dtype(str(dtype))
+        self.dtype = np.dtype(dtype_name)
         self.seed = seed
         self.alpha = alpha
         self.pieces = pieces

@@ -9,10 +9,18 @@ from __future__ import annotations
 import bisect
 import inspect
 import math
+import numbers
 from collections.abc import Callable
 
 from .chain import Chain
 from .schedule import Backward, Drop, Forward, Loss, Restore, Save, Schedule, simulate
+
+
+def _whole(name: str, value) -> int:
+    """``value`` as an int when it is a whole number >= 1 (numpy integers too); else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def store_all(n: int) -> Schedule:
@@ -20,6 +28,7 @@ def store_all(n: int) -> Schedule:
 
     recompute = 0; the peak holds every block's tape.
     """
+    n = _whole("n", n)
     return (
         *(Forward(i, tape=True) for i in range(n)),
         Loss(),
@@ -33,6 +42,7 @@ def recompute_all(n: int) -> Schedule:
     The memory-lean extreme with no shortcut (the first pass tapes nothing):
     recompute = sum over i of (i + 1) = n (n + 1) / 2.
     """
+    n = _whole("n", n)
     actions = [Save(0), *(Forward(i) for i in range(n)), Loss()]
     for i in reversed(range(n)):
         actions += [Restore(0), *(Forward(j) for j in range(i)), Forward(i, tape=True), Backward(i)]
@@ -41,8 +51,9 @@ def recompute_all(n: int) -> Schedule:
 
 def segment_starts(n: int, segments: int | None = None) -> list[int]:
     """The first block of each sqrt segment: length k = ceil(sqrt(n)), or ceil(n / segments)."""
-    if segments is not None and (isinstance(segments, bool) or segments < 1):
-        raise ValueError(f"segments must be a whole number >= 1, got {segments!r}")
+    n = _whole("n", n)
+    if segments is not None:
+        segments = _whole("segments", segments)
     k = math.ceil(n / segments) if segments else math.isqrt(n - 1) + 1
     return list(range(0, n, k))
 
@@ -115,17 +126,10 @@ def revolve_recompute(n: int, slots: int) -> int:
 
     r is the integer with C(s + r - 1, s) < n <= C(s + r, s) (Griewank and Walther 2000).
     """
-    _check_revolve_args(n, slots)
+    n, slots = _whole("n", n), _whole("slots", slots)
     slots = min(slots, n)  # with s >= n - 1 slots r is 1 (0 for n = 1) whatever s is
     r = _BinomialTable(n).reps(n, slots)
     return r * n - _beta(slots + 1, r - 1)
-
-
-def _check_revolve_args(n: int, slots: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a whole number >= 1, got {n!r}")
-    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-        raise ValueError(f"slots must be a whole number >= 1, got {slots!r}")
 
 
 def revolve(n: int, slots: int) -> Schedule:
@@ -146,7 +150,7 @@ def revolve(n: int, slots: int) -> Schedule:
     revolve(10, 2) recomputes 20 blocks, revolve(1000, 10) 3636. With slots >= n - 1 every
     input but x[n-1] is saved and recompute = n - 1. Iterative: no recursion limit for any n.
     """
-    _check_revolve_args(n, slots)
+    n, slots = _whole("n", n), _whole("slots", slots)
     table = _BinomialTable(n)
     advance = [Forward(i) for i in range(n)]  # actions are immutable: share one per block
     actions: list = []
