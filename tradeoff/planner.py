@@ -735,7 +735,11 @@ def select(chain: Chain, budget_bytes: int) -> Plan:
     best = fitting[order[0]]
     saves = best.peak_bytes < store.peak_bytes
     if saves:
-        note = f"saves {store.peak_bytes - best.peak_bytes} bytes of store-all's accounted peak"
+        saved = store.peak_bytes - best.peak_bytes
+        note = (
+            f"saves {saved:,} bytes ({saved / store.peak_bytes:.1%}) of store-all's accounted "
+            f"peak for {best.flops['total'] / store.flops['total'] - 1:.1%} more FLOPs"
+        )
     elif best.strategy == "store-all":
         note = "store-all fits the budget: no recomputation needed, nothing to save"
     else:
