@@ -169,6 +169,8 @@ def library_errors(fn):
             return fn(*args, **kwargs)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
+        except BrokenPipeError:
+            raise  # stdout closed early (| head): click exits quietly
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
             raise click.ClickException(f"{error.strerror or error}{where}") from None
