@@ -1,12 +1,16 @@
 """The command line: JSON forms, the measured bounds, --save-grads, and bad input."""
 
 import json
-import shutil
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -24,8 +28,10 @@ def invoke(*args):
 
 def test_run_json_in_a_real_subprocess_holds_its_promises():
     """The issue's command, through the installed entry point: one JSON object on stdout."""
-    exe = shutil.which("tradeoff")
-    command = [exe] if exe else [sys.executable, "-m", "tradeoff"]
+    # The console script installed beside this interpreter, never a stand-in for it.
+    exe = Path(sys.executable).with_name("tradeoff")
+    assert exe.is_file(), f"the console script {exe} is not installed"
+    command = [str(exe)]
     args = ["run", "--strategy", "sqrt", "--depth", "32", "--width", "256", "--json"]
     done = subprocess.run(command + args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -139,6 +145,93 @@ def test_a_write_that_fails_after_the_checks_is_an_error_line_not_a_traceback(
     assert result.stderr.strip().splitlines()[-1] == (f"Error: No space left on device ({path})")
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_gradient_mismatch_is_an_error_line_not_a_traceback(monkeypatch):
+    """measure raises GradientMismatch in the child; the CLI reports it as exit 1, Error:."""
+    from tradeoff.measure import GradientMismatch
+
+    def mismatch(request):
+        raise GradientMismatch(f"{request.strategy} gives gradients that are not bit-identical")
+
+    monkeypatch.setattr("tradeoff.measure.measure", mismatch)
+    for command in ("run", "compare"):
+        result = invoke(command, *SMALL)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stdout == ""
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("Error: ") and "not bit-identical" in last, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_compare_refuses_an_infeasible_budget_before_measuring(monkeypatch):
+    measured = []
+    monkeypatch.setattr("tradeoff.measure.measure", measured.append)
+    result = invoke("compare", *SMALL, "--budget", "10")
+    assert result.exit_code == 2 and "smallest feasible" in result.stderr, result.output
+    assert measured == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_save_grads_writes_through_links_and_into_devices(tmp_path, kind):
+    """A symbolic link is written through (not replaced); a FIFO, like /dev/null, is written
+    into rather than renamed over (as root, replacing /dev/null would break the machine)."""
+    target = tmp_path / "real.npz"
+    path = tmp_path / "grads.npz"
+    received = []
+    if kind == "symlink":
+        path.symlink_to(target)
+    else:
+        os.mkfifo(path)
+        # A FIFO blocks its writer until a reader opens it.
+        reader = threading.Thread(target=lambda: received.append(path.read_bytes()))
+        reader.start()
+    result = invoke("run", *SMALL, "--save-grads", str(path))
+    assert result.exit_code == 0, result.output
+    if kind == "symlink":
+        assert path.is_symlink() and os.readlink(path) == str(target)
+        with np.load(target) as saved:
+            assert "grad_W0" in saved.files
+    else:
+        reader.join(timeout=60)
+        assert path.is_fifo()
+        assert received and received[0].startswith(b"PK")  # an npz is a zip file
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["grads.npz"] + (["real.npz"] if kind == "symlink" else [])
+    )
+
+
+def test_a_worker_ends_with_its_parent():
+    """SIGTERM to tradeoff run ends its measuring worker too, rather than orphaning it."""
+    exe = Path(sys.executable).with_name("tradeoff")
+    # About a minute of timed steps: long enough to still be measuring when the signal comes.
+    args = ["run", "--depth", "16", "--width", "512", "--repeats", "1000"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    parent = subprocess.Popen([str(exe), *args], **quiet)
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            # the measuring worker (spawn also starts a resource tracker, which is not it)
+            workers = [
+                p
+                for p in psutil.Process(parent.pid).children(recursive=True)
+                if "measure" in " ".join(p.cmdline()) or "spawn_main" in " ".join(p.cmdline())
+            ]
+        assert workers, "no worker process was started"
+        assert parent.poll() is None, "the run finished before the signal was sent"
+        os.kill(parent.pid, signal.SIGTERM)
+        parent.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"workers outlived their parent: {alive}"
+    finally:  # never leave a process behind, whatever failed
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait()
 
 
 def test_version_module_entry_and_help_examples():

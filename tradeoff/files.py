@@ -25,9 +25,18 @@ def write_atomically(path: Path, write: Callable[[IO], None], binary: bool = Fal
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, rename over ``path``.
 
     The temporary file is removed if anything fails, so no half-written file is ever left; one
-    left by a process killed outright is removed by the next write to the same path.
+    left by a process killed outright is removed by the next write to the same path. A symbolic
+    link is written through to its target; a target that is not a regular file (a device such
+    as /dev/null, a FIFO) is written directly, since renaming over it would replace it.
     """
-    path = Path(path)
+    # Write through a symbolic link to its target rather than replace the link itself.
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        # A device or a pipe (/dev/null, a FIFO): renaming over it would replace the node
+        # itself (as root, /dev/null too), and nothing can be half-written into it anyway.
+        with open(path, "wb" if binary else "w") as handle:
+            write(handle)
+        return
     # A writer killed by SIGKILL cannot remove its temporary file: clear such leftovers first.
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
