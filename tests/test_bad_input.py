@@ -29,6 +29,7 @@ BAD_INPUT = [
     (["run", "--batch", "-5"], "Invalid value for '--batch'"),
     (["run", "--batch", "many"], "Invalid value for '--batch'"),
     (["run", "--repeats", "0"], "Invalid value for '--repeats'"),
+    (["run", "--repeats", HUGE], "Invalid value for '--repeats'"),
     (["run", "--pieces", "1", "--activation", "maxout"], "Invalid value for '--pieces'"),
     (["run", "--pieces", "300", "--activation", "maxout"], "Invalid value for '--pieces'"),
     (["run", "--seed", "-1"], "seed"),
@@ -45,6 +46,8 @@ BAD_INPUT = [
     (["run", "--widths", "784,-2,10"], "not a comma-separated list"),
     (["run", "--widths", "a,b"], "not a comma-separated list"),
     (["run", "--widths", ""], "not a comma-separated list"),
+    # str.isdigit says yes to a superscript two, which int() refuses
+    (["run", "--widths", "\u00b2,3"], "not a comma-separated list"),
     (["run", "--widths", "4,4", "--depth", "3"], "--widths cannot be combined with --depth"),
     (["run", "--widths", "4,4", "--width", "3"], "--widths cannot be combined with --depth"),
     # run: strategy options
@@ -59,6 +62,8 @@ BAD_INPUT = [
     (["run", "--strategy", "optimal", "--budget", "0"], "budget"),
     (["run", "--strategy", "optimal", "--budget", "12XB"], "budget"),
     (["run", "--strategy", "optimal", "--budget", ""], "budget"),
+    (["run", "--strategy", "optimal", "--budget", "\u00b2"], "budget"),
+    (["run", "--strategy", "optimal", "--budget", "\u0663MiB"], "budget"),
     (["run", "--strategy", "optimal", "--budget", "1KiB"], "smallest feasible"),
     (["run", "--strategy", "sqrt", "--budget", "1MiB"], "'sqrt' does not take budget"),
     # run: output paths
@@ -67,6 +72,7 @@ BAD_INPUT = [
         "directory '/nonexistent-dir' does not exist",
     ),
     (["run", "--save-grads", "/"], "Invalid value for '--save-grads'"),
+    (["run", "--save-grads", ""], "--save-grads is empty"),
     # /proc exists and root may "access" it, but no file can be created there
     (["run", "--save-grads", "/proc/g.npz"], "directory '/proc' is not writable"),
     # compare
@@ -74,6 +80,8 @@ BAD_INPUT = [
     (["compare", "--widths", "3,x"], "not a comma-separated list"),
     (["compare", "--budget", "inf"], "budget"),
     (["compare", "--width", HUGE], "exceeds the memory available"),
+    (["compare", "--depth", "3", "--width", "8", "--budget", "10"], "smallest feasible"),
+    (["compare", "--repeats", HUGE], "Invalid value for '--repeats'"),
     # plan
     (["plan"], "Missing option '--budget'"),
     (["plan", "--budget", "lots"], "budget"),
@@ -91,6 +99,11 @@ BAD_INPUT = [
     (["sweep", "--activation", "gelu", "--out", "{dir}/s.jsonl"], "unknown 'gelu'"),
     (["sweep", "--budget", "-1", "--strategy", "optimal", "--out", "{dir}/s.jsonl"], "budget"),
     (["sweep", "--jobs", "0", "--out", "{dir}/s.jsonl"], "Invalid value for '--jobs'"),
+    (["sweep", "--jobs", HUGE, "--out", "{dir}/s.jsonl"], "Invalid value for '--jobs'"),
+    (["sweep", "--repeats", HUGE, "--out", "{dir}/s.jsonl"], "Invalid value for '--repeats'"),
+    (["sweep", "--depth", "\u00b2", "--out", "{dir}/s.jsonl"], "--depth takes whole numbers"),
+    (["sweep", "--out", ""], "--out is empty"),
+    (["sweep", "--out", "{dir}/s.jsonl", "--csv", "{dir}/s.jsonl"], "name the same file"),
     (["sweep", "--out", "/nonexistent-dir/s.jsonl"], "directory '/nonexistent-dir' does not exist"),
     (["sweep", "--out", "/proc/s.jsonl"], "directory '/proc' is not writable"),
     (["sweep", "--out", "{dir}/s.jsonl", "--csv", "/proc/s.csv"], "'/proc' is not writable"),
@@ -109,6 +122,7 @@ BAD_INPUT = [
     (["report", "--data", "/nonexistent-dir", "--out", "{dir}/out"], "missing data file"),
     (["report", "--data", "{dir}", "--out", "/nonexistent-dir/out"], "does not exist"),
     (["report", "--data", "{dir}", "--out", "/proc/out"], "directory '/proc' is not writable"),
+    (["report", "--data", "{dir}", "--out", ""], "--out is empty"),
     # unknown commands and options
     (["fly"], "No such command 'fly'"),
     (["run", "--colour"], "No such option '--colour'"),

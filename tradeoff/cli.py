@@ -17,6 +17,7 @@ import numpy as np
 from . import __version__
 from .files import check_writable, write_atomically
 from .layers import ACTIVATIONS, LOSSES
+from .measure import GradientMismatch
 from .model import DTYPES, MLP, xor_network
 from .runner import infer, predict
 from .strategies import STRATEGIES, build
@@ -25,10 +26,17 @@ XOR_INPUTS = [[0, 0], [0, 1], [1, 0], [1, 1]]
 DEFAULT_DEPTH, DEFAULT_WIDTH, DEFAULT_BATCH = 16, 512, 128
 MAX_DEPTH = 10**6  # schedules are Python tuples; deeper chains belong to plan --chain
 SCHEDULE_TOKENS = 24  # how much of a long schedule the human summary shows
+MAX_REPEATS = 1000  # timed steps per measurement: more only hides a typo behind hours of work
+MAX_JOBS = 64  # processes measured side by side; each needs its share of memory
 
 
 # ---------------------------------------------------------------------------------------------
 # Option groups and their validation
+
+
+def is_whole(text: str) -> bool:
+    """True for ASCII digits only ('12'); str.isdigit also says yes to '²', which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 class WidthsType(click.ParamType):
@@ -40,7 +48,7 @@ class WidthsType(click.ParamType):
         if isinstance(value, list | tuple):
             return list(value)
         parts = [p.strip() for p in str(value).split(",")]
-        if len(parts) < 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        if len(parts) < 2 or not all(is_whole(p) and int(p) >= 1 for p in parts):
             self.fail(
                 f"{value!r} is not a comma-separated list of at least two whole numbers >= 1 "
                 "(for example 784,512,10)",
@@ -134,10 +142,12 @@ def budget_bytes(model: MLP, batch: int, text: str | None) -> int | None:
     return parse_budget(text, predict(model, batch, "store-all").peak_bytes)
 
 
-def checked_output(path: str | None) -> Path | None:
+def checked_output(path: str | None, option: str) -> Path | None:
     """An output path whose directory exists and is writable (checked before any work)."""
     if path is None:
         return None
+    if not path.strip():
+        raise click.UsageError(f"{option} is empty: give a file name")
     target = Path(path)
     parent = target.parent
     if not parent.is_dir():
@@ -169,6 +179,8 @@ def library_errors(fn):
             return fn(*args, **kwargs)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
+        except GradientMismatch as error:
+            raise click.ClickException(str(error)) from None
         except BrokenPipeError:
             raise  # stdout closed early (| head): click exits quietly
         except OSError as error:
@@ -268,7 +280,7 @@ def main() -> None:
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="sqrt", show_default=True)
 @model_options()
 @strategy_options
-@click.option("--repeats", type=click.IntRange(min=1), default=5, help="Timed steps [5].")
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=5, help="Timed steps [5].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option(
     "--save-grads",
@@ -290,7 +302,7 @@ def run(strategy, segments, slots, budget, repeats, as_json, save_grads, **model
     from .measure import MeasureRequest, measure
 
     spec = model_spec(**model_args)
-    target = checked_output(save_grads)
+    target = checked_output(save_grads, "--save-grads")
     model = spec.model()
     given = {
         "segments": segments,
@@ -313,7 +325,7 @@ def run(strategy, segments, slots, budget, repeats, as_json, save_grads, **model
 @main.command()
 @model_options()
 @strategy_options
-@click.option("--repeats", type=click.IntRange(min=1), default=5, help="Timed steps [5].")
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=5, help="Timed steps [5].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
 @library_errors
 def compare(segments, slots, budget, repeats, as_json, **model_args):
@@ -336,6 +348,8 @@ def compare(segments, slots, budget, repeats, as_json, **model_args):
     plan = comparison(
         chain, segments=segments, slots=slots, budget=budget_bytes(model, spec.batch, budget)
     )
+    for name, options in plan:
+        build(name, chain, **options)  # an infeasible budget is refused before any measurement
     rows = []
     with tqdm(plan, desc="compare", unit="strategy", leave=False, disable=None) as progress:
         for name, options in progress:
@@ -423,7 +437,7 @@ def int_list(text: str | None, name: str) -> list[int] | None:
     if text is None:
         return None
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts):
+    if not all(is_whole(p) for p in parts):
         raise ValueError(f"--{name} takes whole numbers separated by commas, got {text!r}")
     return [int(p) for p in parts]
 
@@ -446,7 +460,7 @@ def name_list(text: str | None) -> list[str] | None:
 @click.option("--slots", help="revolve slot counts, e.g. 2,4,8.")
 @click.option("--budget", help="optimal budgets, e.g. 0.5,0.25 or 1MiB,4MiB.")
 @click.option("--seed", help="Seeds, e.g. 0,1.")
-@click.option("--repeats", type=click.IntRange(min=1), help="Timed steps per point [3].")
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), help="Timed steps per point [3].")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
@@ -457,7 +471,7 @@ def name_list(text: str | None) -> list[str] | None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also export as CSV.")
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_JOBS),
     default=1,
     show_default=True,
     help="Points measured at once (BLAS pinned to 1 thread; rows marked contended).",
@@ -481,8 +495,12 @@ def sweep(config, out, csv_path, jobs, fresh, force, as_json, repeats, **axes):
 
     from .sweep import check_grid, expand, export_csv, load_grid, run_sweep
 
-    target = checked_output(out)
-    csv_target = checked_output(csv_path)
+    target = checked_output(out, "--out")
+    csv_target = checked_output(csv_path, "--csv")
+    if csv_target is not None and csv_target.resolve() == target.resolve():
+        raise click.UsageError(
+            f"--csv and --out name the same file ({out}): the CSV would replace the rows"
+        )
     grid = dict(load_grid(config)) if config else {}
     for key in ("depth", "width", "batch", "segments", "slots", "seed"):
         values = int_list(axes[key], key)
@@ -505,7 +523,7 @@ def sweep(config, out, csv_path, jobs, fresh, force, as_json, repeats, **axes):
     with tqdm(total=len(points), desc="sweep", unit="point", disable=None) as bar:
 
         def progress(point):
-            bar.set_postfix_str(point.label())
+            bar.set_postfix_str(f"done {point.label()}")
             bar.update()
 
         try:
@@ -538,6 +556,8 @@ def report(data, out):
     """
     from .report import write_report
 
+    if not out.strip():
+        raise click.UsageError("--out is empty: give a directory")
     out_dir = Path(out)
     if not out_dir.parent.is_dir():
         raise click.UsageError(f"cannot write into {out}: '{out_dir.parent}' does not exist")

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import inspect
 import multiprocessing
+import multiprocessing.connection
+import os
 import statistics
+import threading
 import time
 import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
@@ -190,9 +193,33 @@ def _environment() -> dict[str, Any]:
     }
 
 
+def _exit_with_parent() -> None:
+    """In a spawned worker, exit as soon as the parent process dies.
+
+    A parent ended by SIGTERM or SIGKILL cannot shut its pool down, and the worker would measure
+    on alone (for hours, with a large --repeats). A daemon thread waits on the parent's sentinel,
+    which becomes ready when the parent exits, and ends this process then.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or _exit_with_parent.watching:
+        return
+    _exit_with_parent.watching = True
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+_exit_with_parent.watching = False
+
+
 def measure_here(request: MeasureRequest) -> dict[str, Any]:
     """The measurement itself, in the current process: call it in a fresh one (see measure)."""
     from memory_profiler import memory_usage
+
+    _exit_with_parent()
 
     spec = request.spec
     model, x, y = spec.build()

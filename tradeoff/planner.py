@@ -765,8 +765,10 @@ def select(chain: Chain, budget_bytes: int) -> Plan:
 # Budgets as the command line writes them (DESIGN section 3).
 
 _UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9}
-_WITH_UNIT = re.compile(r"(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|KB|MB|GB)")
-_DECIMAL = re.compile(r"\d*\.\d+|\d+\.")
+# ASCII digits only: \d and str.isdigit also take '²' and other scripts' digits.
+_WITH_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(KiB|MiB|GiB|KB|MB|GB)")
+_DECIMAL = re.compile(r"[0-9]*\.[0-9]+|[0-9]+\.")
+_WHOLE = re.compile(r"[0-9]+")
 
 
 def parse_budget(text: str, store_all_peak_bytes: int) -> int:
@@ -782,7 +784,7 @@ def parse_budget(text: str, store_all_peak_bytes: int) -> int:
     s = text.strip()
     if not s:
         raise ValueError("budget is empty: give bytes (67108864), a unit (64MiB) or a fraction")
-    if s.isdigit():
+    if _WHOLE.fullmatch(s):
         value = int(s)
     elif match := _WITH_UNIT.fullmatch(s):
         value = math.floor(Fraction(match[1]) * _UNITS[match[2]])
