@@ -69,6 +69,54 @@ def test_matmul_flops_follow_the_textbook_formula():
     assert r.flops_by_kind["elementwise"]["forward"] == batch * sum(widths[1:])
 
 
+# Element-wise FLOPs per output element (forward, backward), as each op's docstring states
+# them, written out here again so that a layer whose count drifts from its docstring is caught.
+ELEMENTWISE_PER_ELEMENT = {
+    "identity": (0, 0),
+    "relu": (1, 2),
+    "leaky_relu": (3, 2),
+    "abs": (3, 2),
+    "prelu": (3, 6),
+    "maxout": (2, 0),  # k - 1 comparisons per output with k = 3 pieces
+    "sigmoid": (4, 3),
+    "tanh": (1, 3),
+}
+LOSS_FLOPS = {  # of (rows, classes) logits
+    "softmax_ce": lambda r, c: 6 * r * c + 4 * r + 1,
+    "sigmoid_bce": lambda r, c: 15 * r * c + 1,
+    "mse": lambda r, c: 4 * r * c + 1,
+}
+
+
+@pytest.mark.parametrize("activation", list(ELEMENTWISE_PER_ELEMENT))
+@pytest.mark.parametrize("loss", list(LOSS_FLOPS))
+def test_elementwise_flops_follow_each_ops_stated_count(activation, loss):
+    """Bias adds and db sums (one FLOP per Linear output each way), the activation's stated
+    count per hidden output, and the loss's, for every phase; recompute-all's re-runs count the
+    forward element-wise work again, block by block."""
+    widths, batch, pieces = [6, 5, 4, 3], 7, 3
+    model = tradeoff.MLP(widths, activation=activation, loss=loss, pieces=pieces)
+    x, y = tradeoff.make_batch(model, batch)
+    fwd, bwd = ELEMENTWISE_PER_ELEMENT[activation]
+    linear_out = [w * (pieces if activation == "maxout" else 1) for w in widths[1:-1]]
+    linear_out.append(widths[-1])  # the last block is a Linear alone
+    block_forward = [batch * m for m in linear_out]
+    block_backward = [batch * m for m in linear_out]
+    for i, w in enumerate(widths[1:-1]):  # hidden blocks
+        block_forward[i] += fwd * batch * w
+        block_backward[i] += bwd * batch * w
+    r = tradeoff.run(model, x, y, "store-all")
+    elementwise = r.flops_by_kind["elementwise"]
+    assert elementwise["forward"] == sum(block_forward)
+    assert elementwise["backward"] == sum(block_backward)
+    assert elementwise["loss"] == LOSS_FLOPS[loss](batch, widths[-1])
+    assert elementwise["recompute"] == 0
+    n = len(widths) - 1
+    again = tradeoff.run(model, x, y, "recompute-all")  # block i re-runs blocks 0..i
+    recompute = sum(block_forward[j] for i in range(n) for j in range(i + 1))
+    assert again.flops_by_kind["elementwise"]["recompute"] == recompute
+
+
 def test_accounted_bytes_of_store_all_follow_the_textbook_formula():
     """ReLU keeps x[i] and its output on the tape (the last block, a Linear alone, keeps x[n-1]).
     At the loss every x[0..n] and the loss gradient are alive; during B(i), the x's still on
@@ -149,6 +197,8 @@ def test_model_is_reproducible_from_its_seed():
         ({"widths": [5, 3], "alpha": "0.1"}, "alpha must be a finite number, got '0.1'"),
         ({"widths": [5, 4, 3], "activation": "maxout", "pieces": 2.5}, "whole number of pieces"),
         ({"widths": [5, 4, 3], "activation": "maxout", "pieces": 1}, "2 to 255 pieces, got 1"),
+        # one block has no hidden maxout, but the argument is still wrong
+        ({"widths": [5, 3], "activation": "maxout", "pieces": 0}, "2 to 255 pieces, got 0"),
     ],
 )
 def test_bad_model_arguments_are_value_errors(kwargs, message):
@@ -312,3 +362,6 @@ def test_tracemalloc_peak_within_the_performance_bound(strategy, widths, batch, 
     print(f"{strategy} {widths[1]}x{len(widths) - 1}: traced {row['tracemalloc_peak_bytes']:,}")
     print(f"  <= {bound:,} (accounted {row['peak_bytes']:,})")
     assert row["peak_bytes"] - row["batch_bytes"] <= row["tracemalloc_peak_bytes"] <= bound
+    # The gradient buffers are allocated before tracing, so README's tighter bound (without
+    # them) holds too: a step that kept extra copies of its activations would break this one.
+    assert row["tracemalloc_peak_bytes"] <= row["tracemalloc_upper_bound_bytes"]

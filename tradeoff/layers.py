@@ -205,11 +205,16 @@ class Maxout:
     name = "maxout"
 
     def __init__(self, pieces: int):
+        self.pieces = self.check_pieces(pieces)
+
+    @staticmethod
+    def check_pieces(pieces: int) -> int:
+        """``pieces`` as an int if it is a whole number from 2 to 255; ValueError otherwise."""
         if isinstance(pieces, bool) or not isinstance(pieces, int | np.integer):
             raise ValueError(f"maxout needs a whole number of pieces, got {pieces!r}")
         if not 2 <= pieces <= 255:
             raise ValueError(f"maxout needs 2 to 255 pieces, got {pieces}")
-        self.pieces = int(pieces)
+        return int(pieces)
 
     def fprop(self, a: Array) -> tuple[Array, Tape]:
         """argmax over the pieces: k - 1 comparisons per output element; the gather is free."""

@@ -155,6 +155,9 @@ class MLP:
             raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
             raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+        if activation == "maxout":
+            # Checked here too: a one-block model has no hidden maxout that would check it.
+            Maxout.check_pieces(pieces)
         self.widths = [int(w) for w in widths]
         self.activation = activation
         self.loss_name = loss
