@@ -17,16 +17,14 @@ import numpy as np
 from . import __version__
 from .files import check_writable, write_atomically
 from .layers import ACTIVATIONS, LOSSES
-from .measure import GradientMismatch
+from .measure import MAX_DEPTH, MAX_REPEATS, GradientMismatch
 from .model import DTYPES, MLP, xor_network
 from .runner import infer, predict
 from .strategies import STRATEGIES, build
 
 XOR_INPUTS = [[0, 0], [0, 1], [1, 0], [1, 1]]
 DEFAULT_DEPTH, DEFAULT_WIDTH, DEFAULT_BATCH = 16, 512, 128
-MAX_DEPTH = 10**6  # schedules are Python tuples; deeper chains belong to plan --chain
 SCHEDULE_TOKENS = 24  # how much of a long schedule the human summary shows
-MAX_REPEATS = 1000  # timed steps per measurement: more only hides a typo behind hours of work
 MAX_JOBS = 64  # processes measured side by side; each needs its share of memory
 
 

@@ -45,6 +45,9 @@ from .strategies import STRATEGIES, build
 # objects, small numpy scalars. Generous; the arrays dominate every measured model.
 INTERPRETER_SLACK_BYTES = 256 * 1024
 RSS_INTERVAL_S = 0.001
+# Bounds on what one measurement (run, compare, a sweep's point) may be asked for.
+MAX_DEPTH = 10**6  # schedules are Python tuples; deeper chains belong to plan --chain
+MAX_REPEATS = 1000  # timed steps: more only hides a typo behind hours of work
 
 
 class GradientMismatch(RuntimeError):

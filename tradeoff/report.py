@@ -18,7 +18,18 @@ from . import plots
 from .files import write_atomically
 from .model import xor_network
 from .runner import infer
-from .sweep import read_rows
+from .sweep import (
+    COUNT,
+    OBJECT,
+    SAMPLES,
+    SECONDS,
+    TEXT,
+    WHOLE,
+    WIDTHS,
+    Kind,
+    check_fields,
+    read_rows,
+)
 
 MiB = 2**20
 DATA_FILES = {
@@ -37,9 +48,32 @@ REGENERATE = "python experiments/regenerate.py"
 XOR_INPUTS = [[0, 0], [0, 1], [1, 0], [1, 1]]
 
 
+# What each figure and sentence reads beyond the fields every row has (sweep.ROW_FIELDS).
+MODEL_FIELDS = {"model": OBJECT, "model.widths": WIDTHS, "model.batch": COUNT, "model.dtype": TEXT}
+TIMED_FIELDS = {**MODEL_FIELDS, "time_s": SECONDS, "time_samples_s": SAMPLES}
+COMPARE_FIELDS = {
+    **TIMED_FIELDS,
+    "predicted_peak_bytes": COUNT,
+    "tracemalloc_peak_bytes": COUNT,  # drawn on a log scale, as is RSS
+    "tracemalloc_lower_bound_bytes": WHOLE,
+    "tracemalloc_upper_bound_bytes": WHOLE,
+    "rss_peak_bytes": COUNT,
+}
+ROWS_FIELDS = {"depth": TIMED_FIELDS, "compare": COMPARE_FIELDS}
+NON_EMPTY_LIST = Kind(lambda v: isinstance(v, list) and bool(v), "a non-empty list")
+NON_EMPTY_OBJECT = Kind(lambda v: isinstance(v, dict) and bool(v), "a non-empty JSON object")
+FRONTIER_FIELDS = {**MODEL_FIELDS, "points": NON_EMPTY_LIST}
+FRONTIER_POINT_FIELDS = {"budget_bytes": COUNT, "total_flops": COUNT}
+TIMELINE_FIELDS = {**MODEL_FIELDS, "timelines": NON_EMPTY_OBJECT}
+TIMELINE = Kind(
+    lambda v: isinstance(v, list) and bool(v) and all(map(WHOLE.test, v)),
+    "a non-empty list of whole numbers of bytes >= 0",
+)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read {path}: {error}") from None
     except json.JSONDecodeError as error:
@@ -49,19 +83,65 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_frontier(path: Path) -> dict[str, Any]:
+    """frontier.json: the model and its points, each a budget and the FLOPs it allows."""
+    data = _read_json(path)
+    check_fields(data, FRONTIER_FIELDS, str(path))
+    for k, point in enumerate(data["points"]):
+        check_fields(point, FRONTIER_POINT_FIELDS, f"{path}: points[{k}]")
+    return data
+
+
+def _read_timelines(path: Path) -> dict[str, Any]:
+    """timeline.json: the model and, per strategy, the live bytes at each action."""
+    data = _read_json(path)
+    check_fields(data, TIMELINE_FIELDS, str(path))
+    for name, timeline in data["timelines"].items():
+        if not TIMELINE.test(timeline):
+            shown = json.dumps(timeline)[:60]
+            raise ValueError(f"{path}: timeline '{name}' is {shown}, not {TIMELINE.words}")
+    return data
+
+
+def _check_baselines(data: dict[str, Any], data_dir: Path) -> None:
+    """Ratios are against store-all: the depth sweep needs it at every depth, compare once."""
+    depth = plots._depth
+    rows = data["depth"]
+    measured = {depth(r) for r in rows if r["strategy"] == "store-all"}
+    missing = sorted({depth(r) for r in rows} - measured)
+    if missing:
+        raise ValueError(
+            f"{data_dir / DATA_FILES['depth']} has no store-all row at depth {missing[0]}: "
+            "the ratios are against store-all's"
+        )
+    if not any(r["strategy"] == "store-all" for r in data["compare"]):
+        raise ValueError(
+            f"{data_dir / DATA_FILES['compare']} has no store-all row: the ratios are against "
+            "store-all's"
+        )
+
+
 def load_data(data_dir: Path) -> dict[str, Any]:
-    """The rows the report needs; ValueError naming any missing, corrupt or empty file."""
+    """The rows the report needs, every field it reads checked.
+
+    Raises ValueError naming the file (and line, or entry) of anything missing, corrupt, empty
+    or of the wrong kind, before any figure is drawn or any file written.
+    """
+    readers = {
+        "depth": lambda path: read_rows(path, ROWS_FIELDS["depth"]),
+        "compare": lambda path: read_rows(path, ROWS_FIELDS["compare"]),
+        "frontier": _read_frontier,
+        "timeline": _read_timelines,
+    }
     data: dict[str, Any] = {}
     for key, name in DATA_FILES.items():
         path = data_dir / name
         if not path.exists():
             raise ValueError(f"missing data file {path} (make it with: {COMMANDS[key]})")
-        data[key] = read_rows(path) if name.endswith(".jsonl") else _read_json(path)
+        data[key] = readers[key](path)
         if not data[key]:
             raise ValueError(f"data file {path} holds no rows")
-    for key, field in (("frontier", "points"), ("timeline", "timelines")):
-        if field not in data[key] or "model" not in data[key]:
-            raise ValueError(f"{data_dir / DATA_FILES[key]} lacks '{field}' or 'model'")
+    _check_baselines(data, data_dir)
     return data
 
 
@@ -204,10 +284,12 @@ def _xor_text(outputs: list[float]) -> str:
 
 
 def write_report(data_dir: Path, out_dir: Path) -> list[Path]:
-    """Make every figure and reports/README.md from the rows in ``data_dir``."""
+    """Make every figure and reports/README.md from the rows in ``data_dir``.
+
+    Everything is read, checked, drawn and composed in memory first, so that bad data raises
+    ValueError before any directory or file is created.
+    """
     data = load_data(data_dir)
-    figures_dir = out_dir / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
     xor_model = xor_network()
     xor_outputs = [float(v) for v in infer(xor_model, np.array(XOR_INPUTS, dtype=np.float64))[:, 0]]
     with matplotlib.rc_context(plots.RC):
@@ -222,11 +304,21 @@ def write_report(data_dir: Path, out_dir: Path) -> list[Path]:
             "time_vs_flops": plots.time_vs_flops(data["depth"] + data["compare"]),
             "xor": plots.xor_regions(lambda x: infer(xor_model, x)[:, 0]),
         }
-        written = []
-        for stem, fig in figures.items():
-            written += plots.save(fig, figures_dir / stem)
+    readme_text = _readme(_sections(data, xor_outputs))
+    figures_dir = out_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, fig in figures.items():
+        written += plots.save(fig, figures_dir / stem)
+    readme = out_dir / "README.md"
+    write_atomically(readme, lambda handle: handle.write(readme_text))
+    return [*written, readme]
+
+
+def _sections(data: dict[str, Any], xor_outputs: list[float]) -> list[tuple[str, str, str, str]]:
+    """(figure stem, title, text, command that made its rows) for each section of README.md."""
     memory, compute = _depth_text(data["depth"])
-    sections = [
+    return [
         ("peak_vs_depth", "Peak memory against depth", memory, COMMANDS["depth"]),
         ("flops_vs_depth", "Compute overhead against depth", compute, COMMANDS["depth"]),
         (
@@ -255,9 +347,6 @@ def write_report(data_dir: Path, out_dir: Path) -> list[Path]:
         ),
         ("xor", "The seed's XOR network", _xor_text(xor_outputs), "tradeoff report"),
     ]
-    readme = out_dir / "README.md"
-    write_atomically(readme, lambda handle: handle.write(_readme(sections)))
-    return [*written, readme]
 
 
 def _readme(sections) -> str:
