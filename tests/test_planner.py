@@ -298,9 +298,11 @@ def test_the_global_search_finds_everything_the_space_finds():
             assert p.peak_bytes <= peak and p.flops["total"] == cost + fixed
 
 
-# The largest relative gap in total FLOPs between optimal's space and every valid schedule, over
-# every budget, on the seeded sample of test_how_far_the_space_is_from_every_valid_schedule.
-GLOBAL_GAP = 0.19133574007220222
+# How much more total FLOPs (forward, recompute, backward and loss) the cheapest schedule of
+# optimal's space costs than the cheapest valid schedule at the same peak, at its largest over
+# every budget of the seeded sample of test_how_far_the_space_is_from_every_valid_schedule.
+# README quotes it (test_readme_quotes_the_global_gap).
+GLOBAL_GAP = 0.11074918566775249
 GLOBAL_SAMPLE = [(seed, n) for n in (2, 3, 4) for seed in range(6)] + [(2, 5), (4, 5)]
 
 
@@ -321,9 +323,16 @@ def test_how_far_the_space_is_from_every_valid_schedule():
         for cost, peak, schedule in found:
             p = simulate(schedule, chain)  # the search's model agrees with the walk
             assert p.peak_bytes <= peak and p.flops["total"] == cost + fixed, describe(schedule)
-            gaps.append(space_flops(peak) / cost - 1 if cost else 0.0)
+            # the search's cost leaves out what every schedule pays (backwards, the loss)
+            gaps.append((space_flops(peak) + fixed) / (cost + fixed) - 1)
         assert all(gap > 0 for gap in gaps[-len(found) :])
+    print(f"largest gap in total FLOPs: {max(gaps)!r}")
     assert max(gaps) == pytest.approx(GLOBAL_GAP, rel=1e-12)
+
+
+def test_readme_quotes_the_global_gap():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"up to {GLOBAL_GAP:.1%} more total FLOPs" in readme
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,6 +366,35 @@ def test_optimal_costs_no_more_than_any_named_strategy_in_its_memory(spec):
             q = simulate(tradeoff.optimal(chain, p.peak_bytes, mode=mode), chain)
             assert q.peak_bytes <= p.peak_bytes, (name, options, mode)
             assert q.flops["total"] <= p.flops["total"], (name, options, mode)
+
+
+def test_discretised_optimal_costs_no_more_than_a_named_strategy_in_its_memory(tmp_path):
+    """Beyond EXACT_MAX_BLOCKS the sizes are rounded, which once cost optimal 0.7% more than
+    revolve at revolve's own peak on the transformer example; it must never cost more."""
+    path = tmp_path / "gpt.json"
+    script = ROOT / "experiments" / "transformer_chain.py"
+    command = [sys.executable, str(script), "--layers", "64", "--output", str(path)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    chain = Chain.from_json(path)
+    assert chain.n > tradeoff.planner.EXACT_MAX_BLOCKS
+    named = [*named_strategies(chain.n)]
+    named += [("revolve", {"slots": s}) for s in tradeoff.planner.revolve_slot_counts(chain.n)]
+    for name, options in named:
+        p = simulate(tradeoff.build(name, chain, **options), chain)
+        q = simulate(tradeoff.optimal(chain, p.peak_bytes), chain)
+        assert q.peak_bytes <= p.peak_bytes, (name, options)
+        assert q.flops["total"] <= p.flops["total"], (name, options)
+
+
+def test_select_prefers_store_all_on_a_tie():
+    """A block that costs no FLOPs makes recomputing it free: a leaner plan then costs as much
+    as store-all, yet a budget that holds store-all still selects store-all."""
+    block = {"forward_flops": 0, "backward_flops": 20, "input_bytes": 8, "tape_bytes": 8}
+    chain = Chain.from_json({"blocks": [block] * 4, "loss_flops": 1, "loss_bytes": 8})
+    full = simulate(tradeoff.store_all(chain.n), chain)
+    plan = tradeoff.select(chain, full.peak_bytes)
+    assert plan.strategy == "store-all" and not plan.saves_memory
+    assert any(c.flops["total"] == full.flops["total"] for c in plan.runners_up)
 
 
 @pytest.mark.parametrize("spec", MODELS, ids=lambda m: f"{m['activation']}-{len(m['widths']) - 1}")
@@ -630,6 +668,12 @@ MALFORMED = [
     ),
     ({**ONE, "blocks": [_block()], "loss_flops": True}, "loss_flops must be a whole number"),
     ('{"blocks": [{"forward_flops": NaN}], "loss_flops": 1}', "NaN is not a valid number"),
+    # every report divides by store-all's FLOPs and peak
+    (
+        {"loss_flops": 0, "loss_bytes": 8, "blocks": [_block(forward_flops=0, backward_flops=0)]},
+        "a chain must cost some FLOPs",
+    ),
+    ({"loss_flops": 1, "loss_bytes": 0, "blocks": [_block(input_bytes=0)]}, "must hold some bytes"),
 ]
 
 

@@ -83,6 +83,12 @@ class Chain:
                 raise ValueError(
                     f"block {i} outputs {out} bytes but block {i + 1} takes {nxt} bytes as input"
                 )
+        # Every report divides by store-all's FLOPs and peak: a chain of nothing is no chain.
+        if self.loss_flops + sum(b.forward_flops + b.backward_flops for b in self.blocks) < 1:
+            raise ValueError("a chain must cost some FLOPs: every block and the loss cost 0")
+        sizes = [self.x_bytes(i) for i in range(self.n + 1)] + [b.tape_bytes for b in self.blocks]
+        if self.loss_bytes + sum(sizes) < 1:
+            raise ValueError("a chain must hold some bytes: every size in it is 0")
 
     @property
     def n(self) -> int:
