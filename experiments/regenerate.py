@@ -1,6 +1,6 @@
 """Regenerate the whole study: every experiment's rows, then the figures and reports/README.md.
 
-Run: python experiments/regenerate.py   (about two minutes on an idle 2-core machine)
+Run: python experiments/regenerate.py   (about a minute on an idle 2-core machine: 48 s here)
 --fresh re-measures every point instead of resuming.
 Each experiment also runs alone; `tradeoff report` alone redraws from the committed rows.
 """
