@@ -504,6 +504,25 @@ def test_a_plan_reports_its_costs_and_runners_up():
     row = json.loads(json.dumps(plan.to_dict()))
     assert row["schedule"] == describe(plan.schedule)
     assert {"strategy", "flops", "predicted_peak_bytes", "budget_bytes"} <= set(row)
+    assert row["optimal_planning"]["mode"] == "exact"  # a grid of the sizes' gcd rounds nothing
+
+
+def test_a_plan_states_how_optimal_was_planned():
+    """Beyond EXACT_MAX_BLOCKS blocks the plan names the discretised mode and its unit."""
+    block = {"forward_flops": 10, "backward_flops": 20, "input_bytes": 1000, "tape_bytes": 700}
+    blocks = [
+        dict(block, forward_flops=10 + k % 7, input_bytes=1000 + 8 * (k % 5)) for k in range(30)
+    ]
+    for k in range(29):  # each block's output is the next block's input
+        blocks[k]["output_bytes"] = blocks[k + 1]["input_bytes"]
+    chain = Chain.from_json({"blocks": blocks, "loss_flops": 1, "loss_bytes": 1000})
+    full = simulate(tradeoff.store_all(chain.n), chain)
+    budget = full.peak_bytes // 3
+    plan = tradeoff.select(chain, budget)
+    solution = tradeoff.planner.solve_optimal(chain, budget)
+    assert solution.mode == "discretised" and solution.unit_bytes > 1
+    assert (plan.optimal_mode, plan.optimal_unit_bytes) == (solution.mode, solution.unit_bytes)
+    assert plan.to_dict()["optimal_planning"]["unit_bytes"] == solution.unit_bytes
 
 
 def test_a_plan_that_saves_nothing_says_so():

@@ -626,6 +626,15 @@ def plan(budget, chain_file, as_json, **model_args):
     print_plan(chosen, subject, points)
 
 
+def optimal_planning(mode: str, unit_bytes: int) -> str:
+    """How the optimal candidate was planned, for the human form of a plan."""
+    if mode == "discretised":
+        return f"planned in discretised mode, every size rounded up to {unit_bytes:,} bytes"
+    if mode == "smallest-peak":
+        return "the plan of smallest peak (the rounded grid found none that fits)"
+    return f"planned in {mode} mode (nothing rounded)"
+
+
 def print_plan(chosen, subject: dict[str, Any], points: list[tuple[int, int]]) -> None:
     """The human form of a plan, with a short frontier table."""
     from .schedule import describe
@@ -653,6 +662,7 @@ def print_plan(chosen, subject: dict[str, Any], points: list[tuple[int, int]]) -
             f"{chosen.peak_bytes / base_peak:.3f}x store-all's {fmt_bytes(base_peak)}",
         ),
         ("note", chosen.note),
+        ("optimal", optimal_planning(chosen.optimal_mode, chosen.optimal_unit_bytes)),
     ]
     for c in chosen.runners_up[:3]:
         name = c.strategy + (

@@ -680,7 +680,9 @@ class Plan:
     ``flops`` is by phase (forward, recompute, backward, loss, total), ``peak_bytes`` the
     predicted accounted peak (<= ``budget_bytes``). ``saves_memory`` is False when the plan's
     peak is no lower than store-all's (then ``note`` says so). ``runners_up`` holds every other
-    fitting candidate, cheapest first.
+    fitting candidate, cheapest first. ``optimal_mode`` and ``optimal_unit_bytes`` say how
+    the optimal candidate was planned (``OptimalSolution.mode`` and ``unit_bytes``): in the
+    discretised mode every size was rounded up to that unit.
     """
 
     strategy: str
@@ -696,6 +698,8 @@ class Plan:
     saves_memory: bool
     note: str
     runners_up: list[Candidate] = field(repr=False)
+    optimal_mode: str = "exact"
+    optimal_unit_bytes: int = 1
 
     def to_dict(self) -> dict:
         """A JSON-ready form, for ``tradeoff plan --json``."""
@@ -713,6 +717,7 @@ class Plan:
             "saves_memory": self.saves_memory,
             "note": self.note,
             "runners_up": [c.to_dict() for c in self.runners_up],
+            "optimal_planning": {"mode": self.optimal_mode, "unit_bytes": self.optimal_unit_bytes},
         }
 
 
@@ -729,8 +734,9 @@ def _named_candidates(n: int) -> list[tuple[str, dict[str, int]]]:
     return named + [("revolve", {"slots": s}) for s in revolve_slot_counts(n)]
 
 
-def _candidate(chain: Chain, strategy: str, **options) -> Candidate:
-    schedule = build(strategy, chain, **options)
+def _candidate(chain: Chain, strategy: str, schedule: Schedule | None = None, **options):
+    if schedule is None:
+        schedule = build(strategy, chain, **options)
     p = simulate(schedule, chain)
     return Candidate(
         strategy, options, schedule, p.flops, p.flops_by_kind, p.peak_bytes, p.saved_inputs
@@ -750,8 +756,10 @@ def select(chain: Chain, budget_bytes: int) -> Plan:
     minimum = smallest_peak(chain)
     if budget < minimum:
         raise _too_small(budget, minimum)
-    named = [*_named_candidates(chain.n), ("optimal", {"budget": budget})]
+    solution = solve_optimal(chain, budget)
+    named = _named_candidates(chain.n)
     candidates = [_candidate(chain, name, **options) for name, options in named]
+    candidates.append(_candidate(chain, "optimal", solution.schedule, budget=budget))
     store = candidates[0]
     fitting = [c for c in candidates if c.peak_bytes <= budget]
     order = sorted(
@@ -789,6 +797,8 @@ def select(chain: Chain, budget_bytes: int) -> Plan:
         saves_memory=saves,
         note=note,
         runners_up=[fitting[k] for k in order[1:]],
+        optimal_mode=solution.mode,
+        optimal_unit_bytes=solution.unit_bytes,
     )
 
 
