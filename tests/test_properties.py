@@ -80,14 +80,25 @@ def ignores_its_slots(chain, slots):
     return tradeoff.sqrt_checkpoint(chain.n)
 
 
+def ignores_its_budget(chain, budget):
+    """Broken yet valid: plain backprop, whatever the budget; only the budget check sees it."""
+    return tradeoff.store_all(chain.n)
+
+
 @pytest.mark.parametrize(
-    "broken,options", [(reverses_a_block_twice, {}), (ignores_its_slots, {"slots": 1})]
+    "broken,options,caught",
+    [
+        (reverses_a_block_twice, {}, tradeoff.InvalidSchedule),
+        (ignores_its_slots, {"slots": 1}, tradeoff.InvalidSchedule),
+        (ignores_its_budget, {"budget": 64}, AssertionError),
+    ],
+    ids=["reverses-twice", "ignores-slots", "ignores-budget"],
 )
-def test_the_properties_catch_a_broken_strategy(broken, options):
+def test_the_properties_catch_a_broken_strategy(broken, options, caught):
     @given(cases(names=("store-all",)))
     def property_with_broken_strategy(case):
         model, batch, _, _ = case
         check(model, batch, broken, options)
 
-    with pytest.raises(tradeoff.InvalidSchedule):
+    with pytest.raises(caught):
         property_with_broken_strategy()
