@@ -607,9 +607,10 @@ def frontier(chain: Chain, mode: str = "auto", units: int = DEFAULT_UNITS) -> li
     smallest feasible peak (the first point) up to store-all's peak (the last); between points
     the FLOPs of the point below apply. Modes as for ``solve_optimal``, with store-all's peak
     as the budget that sets the unit. Exact (frontiers, or a grid of the gcd) gives the exact
-    frontier of optimal's space. A rounding grid gives, for every budget on the grid where its
-    optimum changes, the simulated peak and FLOPs of its plan: achievable points, each within
-    the rounding bound of ``optimal``.
+    frontier of optimal's space. Rounding grids, one per octave of budgets (store-all's peak,
+    half of it, ... down to the smallest feasible peak, each with ``units`` cells), give for
+    every grid budget where a grid's optimum changes the simulated peak and FLOPs of its plan:
+    achievable points, each budget b planned at a unit of at most about 2 b / units.
     """
     full = simulate(store_all(chain.n), chain)
     top = (full.peak_bytes, full.flops["total"])
@@ -619,19 +620,41 @@ def frontier(chain: Chain, mode: str = "auto", units: int = DEFAULT_UNITS) -> li
         front, x0, fixed = tables.front[0, chain.n], tables.sizes.x[0], _fixed_flops(chain)
         points = [(p + x0, c + fixed) for p, c in zip(front.peaks, front.costs)]
         return [point for point in points if point[0] < top[0]] + [top]
-    tables = _GridTables(chain, unit, full.peak_bytes // unit)
+    points = [top]
+    if unit == size_gcd(chain):  # a grid of the gcd rounds nothing: one exact pass
+        return _envelope(points + _grid_points(chain, unit, full.peak_bytes, 0))
+    # Rounding: one grid at store-all's peak would round a small budget's sizes by a unit of
+    # store-all's peak / units, far coarser than optimal(budget) rounds them (budget / units).
+    # So tabulate a grid per octave, store-all's peak, half of it, ... down to the smallest
+    # feasible peak, each keeping the points of its own octave: a budget b is then planned at
+    # a unit of at most about 2 b / units.
+    lean = simulate(_lean_tables(chain).schedule(), chain)
+    points.append((lean.peak_bytes, lean.flops["total"]))  # rounding may miss the leanest
+    ceiling = full.peak_bytes
+    while True:
+        unit = _grid_unit(chain, ceiling, units)
+        last = unit == size_gcd(chain) or ceiling // 2 < lean.peak_bytes
+        points += _grid_points(chain, unit, ceiling, 0 if last else ceiling // 2)
+        if last:
+            return _envelope(points)
+        ceiling //= 2
+
+
+def _grid_points(chain: Chain, unit: int, ceiling: int, floor: int) -> list[tuple[int, int]]:
+    """(peak, total FLOPs) of the grid's plan at every grid budget in (floor, ceiling] bytes
+    where its optimum changes, each simulated (so achievable, whatever the rounding)."""
+    tables = _GridTables(chain, unit, ceiling // unit)
     x0 = tables.sizes.x[0]
     row = tables.rows[0][chain.n]  # nonincreasing in the budget
     before = np.concatenate(([INF], row[:-1]))
-    points = [top]
+    points = []
     for m in np.flatnonzero(row < before).tolist():
+        if (m + x0) * unit <= floor:
+            continue  # a finer grid covers it
         schedule = _emit(tables.sizes, tables.prefix, tables.peaks, tables.value, m + x0)
         p = simulate(schedule, chain)
         points.append((p.peak_bytes, p.flops["total"]))
-    if unit > size_gcd(chain):  # rounding may miss the leanest plans: add the leanest
-        lean = simulate(_lean_tables(chain).schedule(), chain)
-        points.append((lean.peak_bytes, lean.flops["total"]))
-    return _envelope(points)
+    return points
 
 
 def _envelope(points) -> list[tuple[int, int]]:
