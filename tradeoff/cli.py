@@ -19,6 +19,7 @@ from .files import check_writable, write_atomically
 from .layers import ACTIVATIONS, LOSSES
 from .measure import MAX_DEPTH, MAX_REPEATS, GradientMismatch
 from .model import DTYPES, MLP, xor_network
+from .planner import check_strategy, frontier, is_whole, parse_budget, select
 from .runner import infer, predict
 from .strategies import STRATEGIES, build
 
@@ -30,11 +31,6 @@ MAX_JOBS = 64  # processes measured side by side; each needs its share of memory
 
 # ---------------------------------------------------------------------------------------------
 # Option groups and their validation
-
-
-def is_whole(text: str) -> bool:
-    """True for ASCII digits only ('12'); str.isdigit also says yes to '²', which int() refuses."""
-    return text.isascii() and text.isdigit()
 
 
 class WidthsType(click.ParamType):
@@ -135,8 +131,6 @@ def budget_bytes(model: MLP, batch: int, text: str | None) -> int | None:
     """--budget in bytes: a bare integer, a number with a unit, or a fraction of store-all."""
     if text is None:
         return None
-    from .planner import parse_budget
-
     return parse_budget(text, predict(model, batch, "store-all").peak_bytes)
 
 
@@ -308,7 +302,7 @@ def run(strategy, segments, slots, budget, repeats, as_json, save_grads, **model
         "budget": budget_bytes(model, spec.batch, budget),
     }
     options = {key: value for key, value in given.items() if value is not None}
-    build(strategy, model.chain(spec.batch), **options)  # rejects options that do not apply
+    check_strategy(model.chain(spec.batch), strategy, **options)  # before the measurement
     row = measure(MeasureRequest(spec, strategy, options, repeats, keep_grads=target is not None))
     arrays = row.pop("_arrays", None)
     if target is not None:
@@ -347,7 +341,7 @@ def compare(segments, slots, budget, repeats, as_json, **model_args):
         chain, segments=segments, slots=slots, budget=budget_bytes(model, spec.batch, budget)
     )
     for name, options in plan:
-        build(name, chain, **options)  # an infeasible budget is refused before any measurement
+        check_strategy(chain, name, **options)  # an infeasible budget stops it before measuring
     rows = []
     with tqdm(plan, desc="compare", unit="strategy", leave=False, disable=None) as progress:
         for name, options in progress:
@@ -603,7 +597,6 @@ def plan(budget, chain_file, as_json, **model_args):
       tradeoff plan --budget 40GB --chain transformer.json
     """
     from .chain import Chain
-    from .planner import frontier, parse_budget, select
     from .schedule import simulate
 
     if chain_file is not None:

@@ -196,17 +196,16 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _exit_with_parent() -> None:
-    """In a spawned worker, exit as soon as the parent process dies.
+def exit_with_parent() -> None:
+    """In a spawned worker, exit as soon as the parent process dies (a pool's initializer).
 
     A parent ended by SIGTERM or SIGKILL cannot shut its pool down, and the worker would measure
     on alone (for hours, with a large --repeats). A daemon thread waits on the parent's sentinel,
     which becomes ready when the parent exits, and ends this process then.
     """
     parent = multiprocessing.parent_process()
-    if parent is None or _exit_with_parent.watching:
-        return
-    _exit_with_parent.watching = True
+    if parent is None:
+        return  # not a spawned worker: nothing to follow
 
     def watch():
         multiprocessing.connection.wait([parent.sentinel])
@@ -215,14 +214,9 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-_exit_with_parent.watching = False
-
-
 def measure_here(request: MeasureRequest) -> dict[str, Any]:
     """The measurement itself, in the current process: call it in a fresh one (see measure)."""
     from memory_profiler import memory_usage
-
-    _exit_with_parent()
 
     spec = request.spec
     model, x, y = spec.build()
@@ -319,5 +313,7 @@ def measure(request: MeasureRequest) -> dict[str, Any]:
     """
     # A process pool's workers are not daemonic, so memory-profiler may start its sampler.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=exit_with_parent
+    ) as pool:
         return pool.submit(measure_here, request).result()

@@ -52,7 +52,7 @@ from .schedule import (
     describe,
     simulate,
 )
-from .strategies import build, segment_starts, store_all
+from .strategies import build, check_options, segment_starts, store_all
 
 # "auto" plans chains up to this many blocks with exact frontiers when the grid would round.
 EXACT_MAX_BLOCKS = 20
@@ -390,6 +390,34 @@ class _LeanTables:
 @lru_cache(maxsize=8)
 def _lean_tables(chain: Chain) -> _LeanTables:
     return _LeanTables(chain)
+
+
+def check_feasible(chain: Chain, budget_bytes: int) -> None:
+    """Raise ValueError, naming the smallest feasible peak, unless some plan fits the budget.
+
+    Cheap at or above store-all's peak (store-all is then the plan); below it, the table of the
+    smallest peak, cached per chain.
+    """
+    budget = _check_budget(budget_bytes)
+    if simulate(store_all(chain.n), chain).peak_bytes <= budget:
+        return
+    minimum = smallest_peak(chain)
+    if budget < minimum:
+        raise _too_small(budget, minimum)
+
+
+def check_strategy(chain: Chain, strategy: str, **options) -> None:
+    """Raise ValueError unless ``build(strategy, chain, **options)`` would succeed.
+
+    For optimal this checks its options and its budget's feasibility rather than running the
+    dynamic program, which can take longer than the measurement it would precede (the measuring
+    process plans it once). Every other strategy is simply built.
+    """
+    given = check_options(strategy, options)
+    if strategy != "optimal":
+        build(strategy, chain, **given)
+    elif "budget" in given:
+        check_feasible(chain, given["budget"])
 
 
 def smallest_peak(chain: Chain) -> int:
@@ -776,9 +804,7 @@ def select(chain: Chain, budget_bytes: int) -> Plan:
     smallest feasible peak in bytes.
     """
     budget = _check_budget(budget_bytes)
-    minimum = smallest_peak(chain)
-    if budget < minimum:
-        raise _too_small(budget, minimum)
+    check_feasible(chain, budget)
     solution = solve_optimal(chain, budget)
     named = _named_candidates(chain.n)
     candidates = [_candidate(chain, name, **options) for name, options in named]
@@ -832,7 +858,11 @@ _UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 10**3, "MB": 10**6, "G
 # ASCII digits only: \d and str.isdigit also take '²' and other scripts' digits.
 _WITH_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(KiB|MiB|GiB|KB|MB|GB)")
 _DECIMAL = re.compile(r"[0-9]*\.[0-9]+|[0-9]+\.")
-_WHOLE = re.compile(r"[0-9]+")
+
+
+def is_whole(text: str) -> bool:
+    """True for ASCII digits only ('12'); str.isdigit also says yes to '²', which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def parse_budget(text: str, store_all_peak_bytes: int) -> int:
@@ -848,7 +878,7 @@ def parse_budget(text: str, store_all_peak_bytes: int) -> int:
     s = text.strip()
     if not s:
         raise ValueError("budget is empty: give bytes (67108864), a unit (64MiB) or a fraction")
-    if _WHOLE.fullmatch(s):
+    if is_whole(s):
         value = int(s)
     elif match := _WITH_UNIT.fullmatch(s):
         value = math.floor(Fraction(match[1]) * _UNITS[match[2]])

@@ -224,11 +224,18 @@ def build(strategy: str, chain: Chain, **options) -> Schedule:
 
     Raises ValueError for an unknown name or an option the strategy does not take.
     """
+    given = check_options(strategy, options)  # first: it names an unknown strategy
+    return STRATEGIES[strategy](chain, **given)
+
+
+def check_options(strategy: str, options: dict) -> dict:
+    """The options of ``strategy`` that are not None; ValueError for an unknown name or an
+    option the strategy does not take."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     given = {key: value for key, value in options.items() if value is not None}
-    builder = STRATEGIES[strategy]
-    unknown = [key for key in given if key not in inspect.signature(builder).parameters]
+    takes = inspect.signature(STRATEGIES[strategy]).parameters
+    unknown = [key for key in given if key not in takes]
     if unknown:
         raise ValueError(f"strategy {strategy!r} does not take {', '.join(unknown)}")
-    return builder(chain, **given)
+    return given

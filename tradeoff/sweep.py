@@ -27,11 +27,18 @@ from typing import Any
 from .chain import Chain
 from .files import write_atomically
 from .layers import ACTIVATIONS, LOSSES
-from .measure import MAX_DEPTH, MAX_REPEATS, MeasureRequest, ModelSpec, measure_here
+from .measure import (
+    MAX_DEPTH,
+    MAX_REPEATS,
+    MeasureRequest,
+    ModelSpec,
+    exit_with_parent,
+    measure_here,
+)
 from .model import DTYPES
-from .planner import parse_budget, smallest_peak
+from .planner import check_strategy, parse_budget
 from .schedule import simulate
-from .strategies import STRATEGIES, build, store_all
+from .strategies import STRATEGIES, store_all
 
 # Grid keys and the option each strategy-specific key feeds.
 MODEL_KEYS = ("depth", "width", "widths", "batch", "dtype", "activation", "loss", "seed", "pieces")
@@ -65,15 +72,7 @@ class Point:
     @property
     def key(self) -> str:
         """A stable identity, stored in each row, by which a rerun recognises finished points."""
-        return json.dumps(
-            {
-                "model": self.spec.to_json(),
-                "strategy": self.strategy,
-                "options": dict(self.options),
-                "repeats": self.repeats,
-            },
-            sort_keys=True,
-        )
+        return point_key(self.spec.to_json(), self.strategy, dict(self.options), self.repeats)
 
     def label(self) -> str:
         """A short description for the progress bar."""
@@ -242,17 +241,13 @@ def _strategy_options(spec: ModelSpec, strategy: str, grid: dict[str, list]):
 def check_points(points: Iterable[Point]) -> None:
     """Refuse, before anything is measured, any point whose schedule cannot be built.
 
-    Each point's schedule is built from shapes alone (nothing allocated), except optimal's, whose
-    dynamic program may take longer than the measurement: for it, the budget is checked against
-    the smallest feasible accounted peak, the one condition under which optimal fails. Raises
-    ValueError naming the first point that cannot run and why.
+    Each point is checked from shapes alone (nothing allocated) by ``planner.check_strategy``,
+    which builds every schedule but optimal's and checks optimal's budget against the smallest
+    feasible peak instead. Raises ValueError naming the first point that cannot run and why.
     """
     for point in points:
         try:
-            if point.strategy == "optimal":
-                _check_optimal(point.spec, dict(point.options))
-            else:
-                build(point.strategy, _shapes(point.spec), **dict(point.options))
+            check_strategy(_shapes(point.spec), point.strategy, **dict(point.options))
         except ValueError as error:
             raise ValueError(f"point {point.label()} cannot run: {error}") from None
 
@@ -269,32 +264,6 @@ def _shapes(spec: ModelSpec) -> Chain:
 def _store_all_peak(spec: ModelSpec) -> int:
     chain = _shapes(spec)
     return simulate(store_all(chain.n), chain).peak_bytes
-
-
-@functools.lru_cache(maxsize=64)
-def _smallest_peak(spec: ModelSpec) -> int:
-    """The smallest accounted peak of optimal's space on this model (cached: it costs O(n^3))."""
-    return smallest_peak(_shapes(spec))
-
-
-def _check_optimal(spec: ModelSpec, options: dict[str, int]) -> None:
-    """ValueError when optimal has no schedule within ``options["budget"]`` on this model.
-
-    At or above store-all's peak, store-all is the plan; below it, a plan exists exactly when
-    the budget holds the smallest peak of optimal's space. Without a budget optimal takes
-    sqrt's peak, which always fits.
-    """
-    unknown = sorted(set(options) - {"budget"})
-    if unknown:
-        raise ValueError(f"strategy 'optimal' does not take {', '.join(unknown)}")
-    budget = options.get("budget")
-    if budget is None or budget >= _store_all_peak(spec):
-        return
-    if budget < _smallest_peak(spec):
-        raise ValueError(
-            f"budget {budget} bytes is below the smallest feasible accounted peak, "
-            f"{_smallest_peak(spec)} bytes: no schedule fits"
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,12 +397,14 @@ def row_key(row: dict[str, Any]) -> str | None:
         return row["point"]
     if "time_samples_s" not in row:
         return None
-    point = {
-        "model": row["model"],
-        "strategy": row["strategy"],
-        "options": row.get("options", {}),
-        "repeats": len(row["time_samples_s"]),  # one sample per timed step
-    }
+    # one sample per timed step
+    repeats = len(row["time_samples_s"])
+    return point_key(row["model"], row["strategy"], row.get("options", {}), repeats)
+
+
+def point_key(model: dict[str, Any], strategy: str, options: dict[str, int], repeats: int) -> str:
+    """The key of a point: its model (as ``ModelSpec.to_json``), strategy, options, repeats."""
+    point = {"model": model, "strategy": strategy, "options": options, "repeats": repeats}
     return json.dumps(point, sort_keys=True)
 
 
@@ -516,7 +487,9 @@ def run_sweep(
     if fresh:
         write_rows(path, rows)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, max_tasks_per_child=1, initializer=exit_with_parent
+    ) as pool:
         futures = {pool.submit(_measure_point, point, jobs): point for point in todo}
         try:
             for future in as_completed(futures):
