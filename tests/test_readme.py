@@ -23,6 +23,10 @@ def test_ci_runs_the_test_command_that_readme_shows():
         "grep -m 1 '^pip install -e \".\\[test\\]\" && ' README.md"
         in (ROOT / ".ci/run").read_text()
     )
+    # .ci/run spells the command out (and runs it) as README shows it
+    ci = (ROOT / ".ci/run").read_text()
+    assert f"test_command='{command}'" in ci
+    assert f"\n{command}\n" in ci
 
 
 def test_performance_figures_are_the_benchmarks():
