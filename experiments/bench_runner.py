@@ -1045,7 +1045,8 @@ def main(argv=None) -> int:
     results = [bench_model(spec, cfg, torch, log) for spec in models]
     report = {
         "command": " ".join(
-            [sys.executable, "experiments/bench_runner.py", *map(shlex.quote, sys.argv[1:])]
+            # the command anyone can rerun, not this machine's interpreter path
+            ["python", "experiments/bench_runner.py", *map(shlex.quote, sys.argv[1:])]
         ),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "config": {
